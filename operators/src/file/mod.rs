@@ -1,0 +1,434 @@
+//! Files as sources: JSON lines or CSV, plain or gzip, or standard input.
+//!
+//! ```text
+//!  regular file ──mmap──▶ chunk 0 │ chunk 1 │ chunk 2 │ …   chunk k → worker k mod W
+//!  stdin / .gz  ──stream──▶ one partition, read by worker 0 of process 0
+//! ```
+//!
+//! A regular file is cut into chunks at line boundaries; the chunk size depends only on the
+//! file's size, so the chunks — and with them which records are late, since every chunk is
+//! a partition with its own watermark — are the same whatever the number of workers and
+//! processes. Chunks are dealt round-robin, so all workers advance through event time
+//! together and open windows stay few. Offsets are byte offsets into the file (or into the
+//! decompressed stream). Reading never fails half-way silently: an I/O error ends the run
+//! with the path and offset.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::parse::{detect_format, Format, Record};
+use crate::source::{Item, Partition, Poll, MAX_RAW};
+
+/// Why a file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Opening, mapping or reading failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The format could not be recognised.
+    #[error("{0}")]
+    Format(String),
+}
+
+/// Smallest and largest chunk, bytes.
+const MIN_CHUNK: u64 = 64 << 10;
+const MAX_CHUNK: u64 = 32 << 20;
+
+/// An opened input file and its format.
+#[derive(Debug)]
+pub struct FileSource {
+    path: String,
+    format: Format,
+    body: Body,
+}
+
+enum Body {
+    Mapped(Arc<Mmap>),
+    Stream,
+    Empty,
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Mapped(map) => write!(f, "Mapped({} bytes)", map.len()),
+            Body::Stream => f.write_str("Stream"),
+            Body::Empty => f.write_str("Empty"),
+        }
+    }
+}
+
+impl FileSource {
+    /// Opens `path` (`-` for standard input) and detects its format from its name and first
+    /// line; `symbol` names the pair of a Binance CSV whose file name does not.
+    pub fn open(path: &str, symbol: Option<crate::model::Symbol>) -> Result<FileSource, FileError> {
+        let io = |source| FileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let gz = path.ends_with(".gz");
+        if path == "-" || gz {
+            // The first line is needed to detect the format; for a stream it is read again
+            // by the partition, so open a second reader here (stdin: peek via the buffer).
+            let first = if path == "-" {
+                let stdin = std::io::stdin();
+                let mut lock = stdin.lock();
+                let buffer = lock.fill_buf().map_err(io)?;
+                first_line(buffer).to_vec()
+            } else {
+                let mut reader = BufReader::new(flate2::read::MultiGzDecoder::new(
+                    File::open(path).map_err(io)?,
+                ));
+                let mut line = Vec::new();
+                reader
+                    .by_ref()
+                    .take(MAX_RAW as u64)
+                    .read_until(b'\n', &mut line)
+                    .map_err(io)?;
+                line
+            };
+            let format =
+                detect_format(path, trim_line(&first), symbol).map_err(FileError::Format)?;
+            return Ok(FileSource {
+                path: path.to_owned(),
+                format,
+                body: Body::Stream,
+            });
+        }
+        let file = File::open(path).map_err(io)?;
+        let metadata = file.metadata().map_err(io)?;
+        if !metadata.is_file() {
+            return Err(io(std::io::Error::other("not a regular file")));
+        }
+        if metadata.len() == 0 {
+            return Ok(FileSource {
+                path: path.to_owned(),
+                format: Format::BinanceJson,
+                body: Body::Empty,
+            });
+        }
+        let map = map_file(&file).map_err(io)?;
+        let first = map
+            .split(|&b| b == b'\n')
+            .map(trim_line)
+            .find(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .unwrap_or(&[]);
+        let format = detect_format(path, first, symbol).map_err(FileError::Format)?;
+        Ok(FileSource {
+            path: path.to_owned(),
+            format,
+            body: Body::Mapped(Arc::new(map)),
+        })
+    }
+
+    /// The detected format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The partitions of the file owned by global worker `worker` of `workers`.
+    pub fn partitions(&self, worker: usize, workers: usize) -> Vec<FilePartition> {
+        match &self.body {
+            Body::Mapped(map) => chunk_bounds(map)
+                .into_iter()
+                .enumerate()
+                .filter(|(index, _)| index % workers == worker)
+                .map(|(index, (start, end))| {
+                    FilePartition::Chunk(Chunk {
+                        map: Arc::clone(map),
+                        index: index as u32,
+                        start,
+                        end,
+                        pos: start,
+                        format: self.format,
+                    })
+                })
+                .collect(),
+            Body::Stream if worker == 0 => vec![FilePartition::Stream(StreamPart::new(&self.path))],
+            Body::Stream | Body::Empty => Vec::new(),
+        }
+    }
+}
+
+/// Read-only memory map of a whole file: the parsers borrow lines straight from the page
+/// cache, with no copy and no per-line allocation.
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: the map is read-only and private to this process. Another process truncating
+    // or rewriting the input while it is read is outside what an input file may do (as for
+    // any reader of a file being rewritten); tickflow never writes its inputs.
+    unsafe { Mmap::map(file) }
+}
+
+/// Chunk boundaries `[start, end)` at line starts; the chunk size depends on the length only.
+fn chunk_bounds(data: &[u8]) -> Vec<(usize, usize)> {
+    let len = data.len() as u64;
+    let size = (len / 64).clamp(MIN_CHUNK, MAX_CHUNK) as usize;
+    let line_start = |at: usize| -> usize {
+        if at == 0 {
+            return 0;
+        }
+        match memchr::memchr(b'\n', &data[at - 1..]) {
+            Some(i) => at + i,
+            None => data.len(),
+        }
+    };
+    let mut bounds = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let end = line_start((start + size).min(data.len()));
+        let end = end.max(start + 1).min(data.len());
+        bounds.push((start, end));
+        start = end;
+    }
+    bounds
+}
+
+fn first_line(buffer: &[u8]) -> &[u8] {
+    memchr::memchr(b'\n', buffer).map_or(buffer, |i| &buffer[..i])
+}
+
+/// A line without its `\n` / `\r\n` terminator.
+#[inline]
+fn trim_line(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A partition of a file.
+#[derive(Debug)]
+pub enum FilePartition {
+    /// A chunk of a mapped file.
+    Chunk(Chunk),
+    /// The whole of a stream.
+    Stream(StreamPart),
+}
+
+/// A line-aligned byte range of a mapped file.
+pub struct Chunk {
+    map: Arc<Mmap>,
+    index: u32,
+    start: usize,
+    end: usize,
+    pos: usize,
+    format: Format,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk({}: {}..{})", self.index, self.start, self.end)
+    }
+}
+
+impl Chunk {
+    /// Resumes the chunk at byte `offset` of the file.
+    pub fn seek(&mut self, offset: u64) {
+        self.pos = (offset as usize).clamp(self.start, self.end);
+    }
+}
+
+impl Partition for FilePartition {
+    fn index(&self) -> u32 {
+        match self {
+            FilePartition::Chunk(chunk) => chunk.index,
+            FilePartition::Stream(_) => 0,
+        }
+    }
+
+    fn first_time(&mut self) -> Option<u64> {
+        let FilePartition::Chunk(chunk) = self else {
+            return None;
+        };
+        let body = &chunk.map[chunk.pos..chunk.end];
+        let time = body
+            .split(|&b| b == b'\n')
+            .filter_map(|line| match chunk.format.parse_line(trim_line(line)) {
+                Ok(Record::Trade(trade)) => Some(trade.time_ms),
+                Ok(Record::Candle(candle)) => Some(candle.start_ms),
+                _ => None,
+            })
+            .next();
+        Some(time.unwrap_or(u64::MAX))
+    }
+
+    fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
+        match self {
+            FilePartition::Chunk(chunk) => {
+                let data = &chunk.map[..chunk.end];
+                let mut pos = chunk.pos;
+                for _ in 0..budget {
+                    if pos >= chunk.end {
+                        break;
+                    }
+                    let stop = memchr::memchr(b'\n', &data[pos..]).map_or(chunk.end, |i| pos + i);
+                    let line = trim_line(&data[pos..stop]);
+                    emit(Item::Line {
+                        offset: pos as u64,
+                        bytes: &line[..line.len().min(MAX_RAW)],
+                        full_len: line.len(),
+                    });
+                    pos = stop + 1;
+                }
+                chunk.pos = pos.min(chunk.end);
+                if chunk.pos >= chunk.end {
+                    Poll::Finished
+                } else {
+                    Poll::Ready
+                }
+            }
+            FilePartition::Stream(stream) => stream.poll(budget, emit),
+        }
+    }
+
+    fn position(&self) -> u64 {
+        match self {
+            FilePartition::Chunk(chunk) => chunk.pos as u64,
+            FilePartition::Stream(stream) => stream.offset,
+        }
+    }
+
+    fn error(&self) -> Option<String> {
+        match self {
+            FilePartition::Chunk(_) => None,
+            FilePartition::Stream(stream) => stream.error.clone(),
+        }
+    }
+}
+
+/// Standard input or a gzip file, read line by line.
+pub struct StreamPart {
+    path: PathBuf,
+    reader: Option<Box<dyn BufRead>>,
+    line: Vec<u8>,
+    offset: u64,
+    error: Option<String>,
+}
+
+impl std::fmt::Debug for StreamPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamPart({}@{})", self.path.display(), self.offset)
+    }
+}
+
+impl StreamPart {
+    fn new(path: &str) -> StreamPart {
+        StreamPart {
+            path: PathBuf::from(path),
+            reader: None,
+            line: Vec::new(),
+            offset: 0,
+            error: None,
+        }
+    }
+
+    fn open(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
+        const BUFFER: usize = 1 << 20;
+        if path == Path::new("-") {
+            return Ok(Box::new(BufReader::with_capacity(BUFFER, std::io::stdin())));
+        }
+        let file = File::open(path)?;
+        Ok(Box::new(BufReader::with_capacity(
+            BUFFER,
+            flate2::read::MultiGzDecoder::new(file),
+        )))
+    }
+
+    fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
+        if self.reader.is_none() {
+            match StreamPart::open(&self.path) {
+                Ok(reader) => self.reader = Some(reader),
+                Err(error) => {
+                    self.error = Some(format!("{}: {error}", self.path.display()));
+                    return Poll::Finished;
+                }
+            }
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Poll::Finished;
+        };
+        for _ in 0..budget {
+            self.line.clear();
+            match read_bounded_line(reader, &mut self.line) {
+                Ok(0) => return Poll::Finished,
+                Ok(consumed) => {
+                    let line = trim_line(&self.line);
+                    let full_len = if consumed > MAX_RAW {
+                        consumed
+                    } else {
+                        line.len()
+                    };
+                    emit(Item::Line {
+                        offset: self.offset,
+                        bytes: line,
+                        full_len,
+                    });
+                    self.offset += consumed as u64;
+                }
+                Err(error) => {
+                    self.error = Some(format!(
+                        "{} at byte {}: {error}",
+                        self.path.display(),
+                        self.offset
+                    ));
+                    return Poll::Finished;
+                }
+            }
+        }
+        Poll::Ready
+    }
+}
+
+/// Reads one line, keeping at most [`MAX_RAW`] bytes of it; returns the bytes consumed
+/// (including the terminator), 0 at the end.
+fn read_bounded_line(reader: &mut Box<dyn BufRead>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match memchr::memchr(b'\n', buffer) {
+            Some(i) => (i + 1, true),
+            None => (buffer.len(), false),
+        };
+        let room = (MAX_RAW + 1).saturating_sub(line.len());
+        line.extend_from_slice(&buffer[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_file_at_line_starts() {
+        let mut data = Vec::new();
+        for i in 0..20_000 {
+            data.extend_from_slice(format!("line {i} with some padding text\n").as_bytes());
+        }
+        let bounds = chunk_bounds(&data);
+        assert!(bounds.len() > 1);
+        assert_eq!(bounds[0].0, 0);
+        assert_eq!(bounds.last().map(|b| b.1), Some(data.len()));
+        for pair in bounds.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+            assert_eq!(data[pair[1].0 - 1], b'\n');
+        }
+        assert!(chunk_bounds(&[]).is_empty());
+        assert_eq!(chunk_bounds(b"no newline"), vec![(0, 10)]);
+    }
+}

@@ -1,0 +1,319 @@
+//! The deterministic market generator.
+//!
+//! ```text
+//!  GeneratorConfig ──partitions()──▶ [SymbolStream 0] [SymbolStream 1] … (one per symbol)
+//!                                        │ each: own RNG seeded from (seed, symbol name)
+//!                                        ▼
+//!          worker w takes partitions i with i % workers == w;  merged() = all, by arrival
+//! ```
+//!
+//! **Model.** Each symbol trades on its own: a Poisson process in event time with intensity
+//! `rate × weight / Σweights` (BTC busiest; [`NOMINAL_RATE`] when `rate` is 0), the first
+//! trade at `start_ms`, times truncated to ms. The price follows a geometric Brownian motion
+//! (annualized volatility 60–100 %, scaled by the time since the previous trade) from a
+//! realistic level; a sell aggressor (`m = true`) trades at the walk rounded down to the
+//! tick, a buy aggressor rounded up, so prices bounce within a one-tick spread and are never
+//! below one tick; the aggressor side is sticky (it flips with probability 0.35).
+//! Quantities are log-normal around a per-symbol median worth a few hundred USDT, rounded to
+//! the lot step, at least one lot. With `accounts = n`, buyer and seller are drawn from
+//! `acct-000000 … acct-{n-1}` with `P(k) ∝ ln((k+2)/(k+1))` (a few heavy accounts), never
+//! the same. Each trade arrives `delay ∈ [0, max_delay_ms]` (uniform, i.i.d.) after its
+//! event time; a stream yields its trades in arrival order (ties: trade id), so its event
+//! times are out of order by at most `max_delay_ms`. Trade ids are consecutive per symbol
+//! from `1_000_000 × (partition + 1)`.
+//!
+//! **Determinism.** A partition's output depends only on the config (seed, its symbol, its
+//! index, its share of `events`, the rates), never on which other partitions are iterated,
+//! by whom, or in what order: so the market is the same on any number of workers and
+//! processes, and [`SymbolStream::skip_to`] resumes it exactly. The random streams are
+//! PCG-64 (MCG) with our own integer and float mappings; the floating-point steps use
+//! `exp`/`ln`/`powf` of the platform's libm, so bit-identical output across different
+//! operating systems is not promised.
+
+mod json;
+mod profile;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::model::{Symbol, Trade};
+
+pub use json::write_json_line;
+pub use profile::precision;
+pub use stream::SymbolStream;
+
+use profile::profile;
+use stream::StreamParams;
+
+/// Event-time rate (events/s over all symbols) when the configured rate is 0 ("as fast as
+/// possible"): the market then looks as it would live at this rate.
+pub const NOMINAL_RATE: f64 = 10_000.0;
+
+/// 2023-11-14T22:13:20Z, the default event time of the first trade.
+pub const DEFAULT_START_MS: u64 = 1_700_000_000_000;
+
+/// The generator's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorConfig {
+    /// Seed of every random stream (default 42).
+    pub seed: u64,
+    /// The traded symbols, one partition each, in this order (default: [`default_symbols`]).
+    /// A repeated symbol is generated once, at its first place.
+    #[serde(deserialize_with = "deserialize_symbols")]
+    pub symbols: Vec<Symbol>,
+    /// Total events over all symbols; `None` = infinite.
+    pub events: Option<u64>,
+    /// Events per second of event time over all symbols, also the pacing rate of real-time
+    /// sources; 0 = as fast as possible, event time then advancing at [`NOMINAL_RATE`].
+    /// Default [`NOMINAL_RATE`].
+    pub rate: f64,
+    /// Event time of the first trade (ms since the epoch; default [`DEFAULT_START_MS`]).
+    pub start_ms: u64,
+    /// Size of the account pool; 0 (default) = no `B`/`S` fields. 1 is treated as 2 (buyer
+    /// and seller always differ).
+    pub accounts: u32,
+    /// Largest arrival delay (default 500 ms); keep it below the allowed lateness, or the
+    /// engine will see late trades.
+    pub max_delay_ms: u64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            seed: 42,
+            symbols: default_symbols(),
+            events: None,
+            rate: NOMINAL_RATE,
+            start_ms: DEFAULT_START_MS,
+            accounts: 0,
+            max_delay_ms: 500,
+        }
+    }
+}
+
+/// What is wrong with a [`GeneratorConfig`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GeneratorError {
+    /// No symbol to generate.
+    #[error("the generator needs at least one symbol")]
+    NoSymbols,
+    /// The same symbol twice.
+    #[error("symbol {0} is listed twice")]
+    DuplicateSymbol(Symbol),
+    /// An empty symbol name.
+    #[error("empty symbol name")]
+    EmptySymbol,
+    /// A rate that is negative or not finite.
+    #[error("rate must be a finite number ≥ 0, not {0}")]
+    Rate(f64),
+    /// One account cannot trade with itself.
+    #[error("accounts must be 0 (none) or at least 2")]
+    Accounts,
+}
+
+impl GeneratorConfig {
+    /// Checks what [`partitions`] would otherwise quietly repair (duplicates dropped, a bad
+    /// rate read as 0, one account read as two).
+    pub fn validate(&self) -> Result<(), GeneratorError> {
+        let GeneratorConfig {
+            symbols,
+            rate,
+            accounts,
+            ..
+        } = self;
+        if symbols.is_empty() {
+            return Err(GeneratorError::NoSymbols);
+        }
+        for (i, symbol) in symbols.iter().enumerate() {
+            if symbol.is_empty() {
+                return Err(GeneratorError::EmptySymbol);
+            }
+            if symbols[..i].contains(symbol) {
+                return Err(GeneratorError::DuplicateSymbol(*symbol));
+            }
+        }
+        if !(rate.is_finite() && *rate >= 0.0) {
+            return Err(GeneratorError::Rate(*rate));
+        }
+        if *accounts == 1 {
+            return Err(GeneratorError::Accounts);
+        }
+        Ok(())
+    }
+
+    /// The rate that drives event time: `rate`, or [`NOMINAL_RATE`] when it is 0 (or not a
+    /// usable number).
+    pub fn event_rate(&self) -> f64 {
+        if self.rate.is_finite() && self.rate > 0.0 {
+            self.rate
+        } else {
+            NOMINAL_RATE
+        }
+    }
+}
+
+fn deserialize_symbols<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Symbol>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    names
+        .iter()
+        .map(|name| {
+            Symbol::new(name).ok_or_else(|| {
+                serde::de::Error::custom(format_args!("symbol {name:?} is longer than 23 bytes"))
+            })
+        })
+        .collect()
+}
+
+/// BTCUSDT ETHUSDT BNBUSDT SOLUSDT XRPUSDT ADAUSDT DOGEUSDT AVAXUSDT.
+pub fn default_symbols() -> Vec<Symbol> {
+    profile::KNOWN
+        .iter()
+        .filter_map(|(name, _)| Symbol::new(name))
+        .collect()
+}
+
+/// Splits `total` by `weights` with the largest-remainder method (ties: lower index), so the
+/// parts sum to exactly `total`.
+fn split_by_weight(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    if sum == 0 {
+        return vec![0; weights.len()];
+    }
+    let exact: Vec<(u64, u128)> = weights
+        .iter()
+        .map(|&w| {
+            let share = u128::from(total) * u128::from(w);
+            // The quotient is at most `total`, so it fits.
+            ((share / sum) as u64, share % sum)
+        })
+        .collect();
+    let mut parts: Vec<u64> = exact.iter().map(|&(q, _)| q).collect();
+    let left = total - parts.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&i| (Reverse(exact[i].1), i));
+    for &i in order.iter().take(left as usize) {
+        parts[i] += 1;
+    }
+    parts
+}
+
+/// The streams of all symbols; index `i` is partition `i` (the `i`-th distinct symbol of the
+/// config). Each worker takes the partitions with `index % workers == worker`
+/// ([`worker_partitions`]).
+pub fn partitions(config: &GeneratorConfig) -> Vec<SymbolStream> {
+    let GeneratorConfig {
+        seed,
+        symbols,
+        events,
+        rate: _,
+        start_ms,
+        accounts,
+        max_delay_ms,
+    } = config;
+    let mut distinct: Vec<Symbol> = Vec::with_capacity(symbols.len());
+    for symbol in symbols {
+        if !distinct.contains(symbol) {
+            distinct.push(*symbol);
+        }
+    }
+    let profiles: Vec<_> = distinct.iter().map(profile).collect();
+    let weights: Vec<u64> = profiles.iter().map(|p| p.weight).collect();
+    let total_weight: u64 = weights.iter().sum();
+    let counts = events.map(|n| split_by_weight(n, &weights));
+    let rate = config.event_rate();
+    distinct
+        .iter()
+        .zip(&profiles)
+        .enumerate()
+        .map(|(index, (symbol, profile))| {
+            let per_second = rate * profile.weight as f64 / total_weight as f64;
+            SymbolStream::new(&StreamParams {
+                symbol: *symbol,
+                index,
+                seed: *seed,
+                profile: *profile,
+                mean_gap_ns: 1e9 / per_second,
+                events: counts.as_ref().map(|counts| counts[index]),
+                start_ms: *start_ms,
+                accounts: *accounts,
+                max_delay_ms: *max_delay_ms,
+            })
+        })
+        .collect()
+}
+
+/// The partitions of worker `worker` out of `workers` (index % workers == worker).
+pub fn worker_partitions(
+    config: &GeneratorConfig,
+    worker: usize,
+    workers: usize,
+) -> Vec<SymbolStream> {
+    partitions(config)
+        .into_iter()
+        .filter(|stream| stream.index() % workers.max(1) == worker)
+        .collect()
+}
+
+/// Several streams merged by arrival time (ties: partition index), with arrival times.
+#[derive(Debug)]
+pub struct Merged {
+    streams: Vec<SymbolStream>,
+    /// `(arrival, partition index, slot)` of every unfinished stream's next trade.
+    heads: BinaryHeap<Reverse<(u64, usize, usize)>>,
+}
+
+impl Merged {
+    /// Merges `streams` (any subset of the partitions, for example one worker's).
+    pub fn new(streams: Vec<SymbolStream>) -> Merged {
+        let heads = streams
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, s)| s.peek_arrival_ms().map(|a| Reverse((a, s.index(), slot))))
+            .collect();
+        Merged { streams, heads }
+    }
+
+    /// Arrival time of the next trade; `None` once every stream is finished.
+    pub fn peek_arrival_ms(&self) -> Option<u64> {
+        self.heads.peek().map(|Reverse((arrival, _, _))| *arrival)
+    }
+
+    /// The merged streams, for their positions.
+    pub fn streams(&self) -> &[SymbolStream] {
+        &self.streams
+    }
+}
+
+impl Iterator for Merged {
+    type Item = (u64, Trade);
+
+    fn next(&mut self) -> Option<(u64, Trade)> {
+        let Reverse((_, index, slot)) = self.heads.pop()?;
+        let stream = &mut self.streams[slot];
+        let item = stream.next();
+        if let Some(arrival) = stream.peek_arrival_ms() {
+            self.heads.push(Reverse((arrival, index, slot)));
+        }
+        item
+    }
+}
+
+/// All partitions merged by arrival time (ties: partition index), with arrival times: what
+/// `tickflow generate --out` writes with [`write_json_line`].
+pub fn merged_with_arrival(config: &GeneratorConfig) -> Merged {
+    Merged::new(partitions(config))
+}
+
+/// All partitions merged by arrival time (ties: partition index): exactly the stream
+/// `tickflow generate --out` writes.
+pub fn merged(config: &GeneratorConfig) -> impl Iterator<Item = Trade> {
+    merged_with_arrival(config).map(|(_, trade)| trade)
+}

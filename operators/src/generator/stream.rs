@@ -1,0 +1,384 @@
+//! One symbol's trades: generated in event-time order, released in arrival order.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rand::{Rng, RngCore};
+use rand_distr::{Exp1, StandardNormal};
+use rand_pcg::Pcg64Mcg;
+
+use super::profile::{fnv1a, splitmix64, Profile};
+use crate::model::{Account, Fixed, InlineStr, Symbol, Trade, SCALE};
+
+/// Nanoseconds in a (Julian) year: volatility is annualized.
+const NS_PER_YEAR: f64 = 365.25 * 86_400.0 * 1e9;
+/// Highest price the walk may reach, so that prices and notionals stay far inside `Fixed`.
+const MAX_PRICE: f64 = 1e9;
+/// Highest quantity.
+const MAX_QTY: f64 = 1e9;
+/// Spread of the log-normal quantities (in log units).
+const QTY_SIGMA: f64 = 1.3;
+/// Chance that the aggressor side flips from one trade to the next (order flow is sticky).
+const SIDE_FLIP: f64 = 0.35;
+
+/// Everything a [`TradeGen`] needs, computed once from the config.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct StreamParams {
+    pub symbol: Symbol,
+    pub index: usize,
+    pub seed: u64,
+    pub profile: Profile,
+    /// Mean time between two trades of this symbol.
+    pub mean_gap_ns: f64,
+    /// Trades to produce; `None` = forever.
+    pub events: Option<u64>,
+    pub start_ms: u64,
+    pub accounts: u32,
+    pub max_delay_ms: u64,
+}
+
+/// A generated trade and its arrival time; ordered for a min-heap on `(arrival, id)`.
+#[derive(Copy, Clone, Debug)]
+struct Arrival {
+    arrival_ms: u64,
+    trade: Trade,
+}
+
+impl Arrival {
+    fn key(&self) -> (u64, u64) {
+        (self.arrival_ms, self.trade.id)
+    }
+}
+
+impl PartialEq for Arrival {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Arrival {}
+
+impl PartialOrd for Arrival {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Arrival {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: `BinaryHeap` is a max-heap and the earliest arrival must come out first.
+        other.key().cmp(&self.key())
+    }
+}
+
+/// The trade process of one symbol in event-time order.
+#[derive(Clone, Debug)]
+struct TradeGen {
+    rng: Pcg64Mcg,
+    symbol: Symbol,
+    next_id: u64,
+    remaining: Option<u64>,
+    started: bool,
+    start_ms: u64,
+    /// Event time since `start_ms`, in ns: integer so that it never drifts with the length
+    /// of the run.
+    elapsed_ns: u64,
+    mean_gap_ns: f64,
+    log_price: f64,
+    /// `-σ²/2` per year: makes the expected price constant.
+    drift: f64,
+    volatility: f64,
+    min_log_price: f64,
+    max_log_price: f64,
+    /// Tick and lot in units of 10^-8, and as `f64` prices.
+    tick: i64,
+    tick_value: f64,
+    lot: i64,
+    lot_value: f64,
+    qty_mu: f64,
+    buyer_maker: bool,
+    /// Account pool size; 0 = no accounts.
+    accounts: u64,
+    ln_accounts_plus_one: f64,
+    max_delay_ms: u64,
+}
+
+impl TradeGen {
+    fn new(params: &StreamParams) -> TradeGen {
+        let StreamParams {
+            symbol,
+            index,
+            seed,
+            profile,
+            mean_gap_ns,
+            events,
+            start_ms,
+            accounts,
+            max_delay_ms,
+        } = *params;
+        let Profile {
+            base_price,
+            price_decimals,
+            qty_decimals,
+            qty_median,
+            volatility,
+            ..
+        } = profile;
+        let tick = 10i64.pow(8 - price_decimals.min(8));
+        let lot = 10i64.pow(8 - qty_decimals.min(8));
+        let tick_value = tick as f64 / SCALE as f64;
+        let lot_value = lot as f64 / SCALE as f64;
+        // Seeded from (seed, name) only: a partition's trades depend on nothing else.
+        let high = splitmix64(seed ^ splitmix64(fnv1a(symbol.as_str().as_bytes())));
+        let low = splitmix64(high ^ 0x5851_f42d_4c95_7f2d);
+        let rng = Pcg64Mcg::new((u128::from(high) << 64) | u128::from(low));
+        let accounts = match accounts {
+            0 => 0,
+            // Buyer and seller must differ, so the smallest pool is two accounts.
+            n => u64::from(n).max(2),
+        };
+        TradeGen {
+            rng,
+            symbol,
+            next_id: 1_000_000 * (index as u64 + 1),
+            remaining: events,
+            started: false,
+            start_ms,
+            elapsed_ns: 0,
+            mean_gap_ns,
+            log_price: base_price.max(tick_value).ln(),
+            drift: -0.5 * volatility * volatility,
+            volatility,
+            min_log_price: tick_value.ln(),
+            max_log_price: MAX_PRICE.ln(),
+            tick,
+            tick_value,
+            lot,
+            lot_value,
+            qty_mu: qty_median.max(lot_value).ln(),
+            buyer_maker: false,
+            accounts,
+            ln_accounts_plus_one: ((accounts + 1) as f64).ln(),
+            max_delay_ms,
+        }
+    }
+
+    /// A uniform `f64` in `[0, 1)`, 53 bits.
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A uniform integer in `[0, n)` by multiply-shift (the bias of at most n/2^64 is
+    /// irrelevant here, and the mapping is ours, so it never changes under us).
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.rng.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Zipf-like account rank: `P(k) ∝ ln((k+2)/(k+1))`, so account 0 is the heaviest.
+    fn account_rank(&mut self) -> u64 {
+        let x = (self.unit() * self.ln_accounts_plus_one).exp();
+        (x as u64).saturating_sub(1).min(self.accounts - 1)
+    }
+
+    fn next_trade(&mut self) -> Option<Arrival> {
+        match &mut self.remaining {
+            Some(0) => return None,
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        // The first trade is at `start_ms`; then Poisson arrivals.
+        let gap_ns = if self.started {
+            let gap: f64 = self.rng.sample(Exp1);
+            (gap * self.mean_gap_ns).round() as u64
+        } else {
+            self.started = true;
+            0
+        };
+        self.elapsed_ns = self.elapsed_ns.saturating_add(gap_ns);
+        let time_ms = self.start_ms.saturating_add(self.elapsed_ns / 1_000_000);
+
+        // Geometric Brownian motion over the gap.
+        let z: f64 = self.rng.sample(StandardNormal);
+        let dt = gap_ns as f64 / NS_PER_YEAR;
+        self.log_price = (self.log_price + self.drift * dt + self.volatility * dt.sqrt() * z)
+            .clamp(self.min_log_price, self.max_log_price);
+
+        if self.unit() < SIDE_FLIP {
+            self.buyer_maker = !self.buyer_maker;
+        }
+        // A sell aggressor (buyer is maker) hits the bid, a buy aggressor lifts the ask: the
+        // price bounces within a one-tick spread around the walk.
+        let ticks = self.log_price.exp() / self.tick_value;
+        let ticks = if self.buyer_maker {
+            ticks.floor()
+        } else {
+            ticks.ceil()
+        };
+        let price = Fixed((ticks as i64).max(1) * self.tick);
+
+        let z: f64 = self.rng.sample(StandardNormal);
+        let lots = ((self.qty_mu + QTY_SIGMA * z).exp().min(MAX_QTY) / self.lot_value).round();
+        let qty = Fixed((lots as i64).max(1) * self.lot);
+
+        let (buyer, seller) = if self.accounts == 0 {
+            (None, None)
+        } else {
+            let buyer = self.account_rank();
+            let mut seller = self.account_rank();
+            if seller == buyer {
+                seller = (buyer + 1 + self.below(self.accounts - 1)) % self.accounts;
+            }
+            (account(buyer), account(seller))
+        };
+
+        let delay = self.below(self.max_delay_ms.saturating_add(1));
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        Some(Arrival {
+            arrival_ms: time_ms.saturating_add(delay),
+            trade: Trade {
+                symbol: self.symbol,
+                id,
+                price,
+                qty,
+                time_ms,
+                buyer_maker: self.buyer_maker,
+                buyer,
+                seller,
+            },
+        })
+    }
+}
+
+/// `acct-NNNNNN` (at least six digits) without a heap allocation; `None` is impossible for
+/// ranks below 2^32 (at most 15 bytes), which is all a `u32` pool produces.
+pub(super) fn account(rank: u64) -> Option<Account> {
+    let mut digits = [0u8; 20];
+    let mut n = rank;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        n /= 10;
+        len += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    let width = len.max(6);
+    let mut text = [b'0'; 25];
+    text[..5].copy_from_slice(b"acct-");
+    for (slot, digit) in text[5..5 + width].iter_mut().rev().zip(&digits[..len]) {
+        *slot = *digit;
+    }
+    InlineStr::from_utf8(&text[..5 + width])
+}
+
+/// One symbol's trade stream, a partition of the generated market: trades in arrival order.
+///
+/// Arrival is event time plus an i.i.d. delay in `[0, max_delay_ms]`. Trades are generated
+/// in event-time order into a small reorder buffer and released in `(arrival, id)` order as
+/// soon as no later-generated trade can arrive earlier; so within a stream the event time of
+/// a trade is never more than `max_delay_ms` below the largest event time released before it.
+#[derive(Clone, Debug)]
+pub struct SymbolStream {
+    index: usize,
+    /// The state at position 0, to rewind [`SymbolStream::skip_to`].
+    initial: Box<TradeGen>,
+    generator: TradeGen,
+    /// The next trade in event order, not yet buffered: every later trade has an event time
+    /// (hence an arrival) at least its event time.
+    lookahead: Option<Arrival>,
+    buffer: BinaryHeap<Arrival>,
+    position: u64,
+}
+
+impl SymbolStream {
+    pub(crate) fn new(params: &StreamParams) -> SymbolStream {
+        let generator = TradeGen::new(params);
+        let mut stream = SymbolStream {
+            index: params.index,
+            initial: Box::new(generator.clone()),
+            generator,
+            lookahead: None,
+            buffer: BinaryHeap::new(),
+            position: 0,
+        };
+        stream.lookahead = stream.generator.next_trade();
+        stream.settle();
+        stream
+    }
+
+    /// Generates until the head of the buffer is final (or the stream is exhausted): the
+    /// invariant that makes [`SymbolStream::peek_arrival_ms`] exact.
+    fn settle(&mut self) {
+        while let Some(next) = self.lookahead {
+            if let Some(head) = self.buffer.peek() {
+                // Every trade not yet generated has time ≥ next's time and a larger id, so
+                // it sorts after the head: the head is final.
+                if head.arrival_ms <= next.trade.time_ms {
+                    return;
+                }
+            }
+            self.buffer.push(next);
+            self.lookahead = self.generator.next_trade();
+        }
+    }
+
+    /// The traded symbol.
+    pub fn symbol(&self) -> Symbol {
+        self.generator.symbol
+    }
+
+    /// The partition index (the symbol's place in the config's symbol list).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Trades produced so far: the offset to resume from.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Arrival time of the next trade; `None` once the stream is finished.
+    pub fn peek_arrival_ms(&self) -> Option<u64> {
+        self.buffer.peek().map(|head| head.arrival_ms)
+    }
+
+    /// Moves to `position` (trades already produced), deterministically: afterwards the
+    /// stream yields exactly what it would have yielded after `position` calls of `next`.
+    /// Going backwards restarts from the beginning. O(position).
+    pub fn skip_to(&mut self, position: u64) {
+        if position < self.position {
+            self.generator = (*self.initial).clone();
+            self.buffer.clear();
+            self.position = 0;
+            self.lookahead = self.generator.next_trade();
+            self.settle();
+        }
+        while self.position < position && self.next().is_some() {}
+    }
+}
+
+impl Iterator for SymbolStream {
+    type Item = (u64, Trade);
+
+    fn next(&mut self) -> Option<(u64, Trade)> {
+        let head = self.buffer.pop()?;
+        self.position += 1;
+        self.settle();
+        Some((head.arrival_ms, head.trade))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self.generator.remaining {
+            Some(remaining) => {
+                let left = remaining
+                    .saturating_add(self.buffer.len() as u64)
+                    .saturating_add(u64::from(self.lookahead.is_some()));
+                let left = usize::try_from(left).unwrap_or(usize::MAX);
+                (left, Some(left))
+            }
+            None => (usize::MAX, None),
+        }
+    }
+}

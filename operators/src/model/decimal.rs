@@ -1,0 +1,320 @@
+//! Exact fixed-point decimals.
+//!
+//! Prices and quantities carry at most [`DIGITS`] fractional digits and are held as integers
+//! scaled by 10^8 ([`Fixed`]). Sums and products widen to `i128` ([`Wide`]) with the number of
+//! fractional digits in the type, so `Σq` is `Wide<8>` and `Σp·q` is `Wide<16>`: nothing is
+//! ever rounded until a quotient (VWAP) is taken, and that rounding is documented there.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Fractional digits of a [`Fixed`].
+pub const DIGITS: u32 = 8;
+/// 10^[`DIGITS`].
+pub const SCALE: i64 = 100_000_000;
+
+/// Why a decimal string was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    /// Empty, a lone sign or dot, or a character that is not a digit.
+    #[error("not a decimal number")]
+    Syntax,
+    /// More than 8 significant fractional digits: it cannot be held exactly.
+    #[error("more than 8 fractional digits")]
+    Precision,
+    /// Outside the range of the fixed-point integer.
+    #[error("out of range")]
+    Range,
+}
+
+/// A decimal with exactly 8 fractional digits, stored as `value × 10^8`.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Fixed(pub i64);
+
+impl Fixed {
+    /// Zero.
+    pub const ZERO: Fixed = Fixed(0);
+
+    /// Parses `[+-]digits[.digits]` exactly. Trailing fractional zeros beyond 8 digits are
+    /// accepted; any other digit beyond the 8th is [`DecimalError::Precision`]. An exponent
+    /// (`1.5e3`, as some CSV exports write) is accepted when the result is exact.
+    ///
+    /// ```
+    /// use tickflow_operators::model::Fixed;
+    /// assert_eq!(Fixed::parse(b"43250.10").unwrap(), Fixed(4_325_010_000_000));
+    /// assert_eq!(Fixed::parse(b"-0.00000001").unwrap(), Fixed(-1));
+    /// assert!(Fixed::parse(b"0.000000001").is_err());
+    /// ```
+    #[inline]
+    pub fn parse(text: &[u8]) -> Result<Fixed, DecimalError> {
+        let (negative, body) = match text.first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let mut int: i64 = 0;
+        let mut frac: i64 = 0;
+        let mut frac_digits: u32 = 0;
+        let mut digits = 0usize;
+        let mut i = 0;
+        while i < body.len() && body[i].is_ascii_digit() {
+            int = int
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(i64::from(body[i] - b'0')))
+                .ok_or(DecimalError::Range)?;
+            i += 1;
+            digits += 1;
+        }
+        if i < body.len() && body[i] == b'.' {
+            i += 1;
+            while i < body.len() && body[i].is_ascii_digit() {
+                let d = i64::from(body[i] - b'0');
+                if frac_digits < DIGITS {
+                    frac = frac * 10 + d;
+                    frac_digits += 1;
+                } else if d != 0 {
+                    return Err(DecimalError::Precision);
+                }
+                i += 1;
+                digits += 1;
+            }
+        }
+        if digits == 0 {
+            return Err(DecimalError::Syntax);
+        }
+        let mut exponent: i32 = 0;
+        if i < body.len() && (body[i] == b'e' || body[i] == b'E') {
+            exponent = parse_exponent(&body[i + 1..])?;
+            i = body.len();
+        }
+        if i != body.len() {
+            return Err(DecimalError::Syntax);
+        }
+        frac *= 10i64.pow(DIGITS - frac_digits);
+        let mut value = int
+            .checked_mul(SCALE)
+            .and_then(|v| v.checked_add(frac))
+            .ok_or(DecimalError::Range)?;
+        if exponent > 0 {
+            let factor = 10i64
+                .checked_pow(exponent.unsigned_abs())
+                .ok_or(DecimalError::Range)?;
+            value = value.checked_mul(factor).ok_or(DecimalError::Range)?;
+        } else if exponent < 0 {
+            let factor = 10i64
+                .checked_pow(exponent.unsigned_abs())
+                .ok_or(DecimalError::Precision)?;
+            if value % factor != 0 {
+                return Err(DecimalError::Precision);
+            }
+            value /= factor;
+        }
+        Ok(Fixed(if negative { -value } else { value }))
+    }
+
+    /// The value as `f64`, for models and display only (never for sums).
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / SCALE as f64
+    }
+
+    /// The nearest `Fixed` to `x` (for the generator), or `None` when out of range.
+    pub fn from_f64(x: f64) -> Option<Fixed> {
+        let scaled = (x * SCALE as f64).round();
+        (scaled.is_finite() && scaled.abs() < i64::MAX as f64).then_some(Fixed(scaled as i64))
+    }
+}
+
+fn parse_exponent(text: &[u8]) -> Result<i32, DecimalError> {
+    let (negative, digits) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(DecimalError::Syntax);
+    }
+    let magnitude = digits
+        .iter()
+        .fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0'));
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+impl fmt::Display for Fixed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_scaled(f, i128::from(self.0), DIGITS)
+    }
+}
+
+/// A wide exact decimal with `D` fractional digits, for sums and products.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Wide<const D: u32>(pub i128);
+
+/// `Σq`: quantities keep their 8 digits.
+pub type Volume = Wide<8>;
+/// `Σp·q`: the product of two 8-digit decimals has 16 digits, all kept.
+pub type QuoteVolume = Wide<16>;
+
+impl<const D: u32> Wide<D> {
+    /// Zero.
+    pub const ZERO: Self = Wide(0);
+}
+
+impl Volume {
+    /// Widens a quantity.
+    #[inline]
+    pub fn from_fixed(q: Fixed) -> Volume {
+        Wide(i128::from(q.0))
+    }
+
+    /// The exact sum of quantities.
+    pub fn from_fixed_sum(quantities: impl IntoIterator<Item = Fixed>) -> Volume {
+        Wide(quantities.into_iter().map(|q| i128::from(q.0)).sum())
+    }
+}
+
+impl QuoteVolume {
+    /// The exact product `p·q`.
+    #[inline]
+    pub fn product(p: Fixed, q: Fixed) -> QuoteVolume {
+        Wide(i128::from(p.0) * i128::from(q.0))
+    }
+
+    /// The exact sum of products `Σp·q`.
+    pub fn sum_products(pairs: impl IntoIterator<Item = (Fixed, Fixed)>) -> QuoteVolume {
+        Wide(
+            pairs
+                .into_iter()
+                .map(|(p, q)| QuoteVolume::product(p, q).0)
+                .sum(),
+        )
+    }
+
+    /// `self / volume` as an 8-digit price, rounded half away from zero; `None` for a zero
+    /// volume.
+    ///
+    /// ```
+    /// use tickflow_operators::model::{Fixed, QuoteVolume, Volume, Wide};
+    /// let quote = QuoteVolume::product(Fixed(300_000_000), Fixed(100_000_000)); // 3 × 1
+    /// let volume: Volume = Wide(300_000_000); // 3
+    /// assert_eq!(quote.div_volume(volume), Some(Fixed(100_000_000))); // 3 / 3 = 1
+    /// ```
+    pub fn div_volume(self, volume: Volume) -> Option<Fixed> {
+        if volume.0 == 0 {
+            return None;
+        }
+        // (Q·10^-16) / (V·10^-8) = (Q/V)·10^-8: the integer quotient is already at scale 8.
+        let (q, v) = (self.0, volume.0);
+        let quotient = q / v;
+        let remainder = q % v;
+        let round_up = remainder.unsigned_abs() * 2 >= v.unsigned_abs();
+        let rounded = if round_up {
+            quotient + if (q < 0) == (v < 0) { 1 } else { -1 }
+        } else {
+            quotient
+        };
+        i64::try_from(rounded).ok().map(Fixed)
+    }
+}
+
+impl<const D: u32> std::ops::AddAssign for Wide<D> {
+    #[inline]
+    fn add_assign(&mut self, other: Self) {
+        self.0 += other.0;
+    }
+}
+
+impl<const D: u32> fmt::Display for Wide<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_scaled(f, self.0, D)
+    }
+}
+
+/// Writes `value × 10^-digits` in canonical form: no exponent, no trailing fractional zeros,
+/// no dot for integers (`43250.1`, `0.00000001`, `-2`).
+fn write_scaled(f: &mut fmt::Formatter<'_>, value: i128, digits: u32) -> fmt::Result {
+    let scale = 10u128.pow(digits);
+    let magnitude = value.unsigned_abs();
+    let (int, mut frac) = (magnitude / scale, magnitude % scale);
+    if value < 0 {
+        f.write_str("-")?;
+    }
+    write!(f, "{int}")?;
+    if frac != 0 {
+        let mut width = digits as usize;
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, ".{frac:0width$}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_canonically() {
+        for (text, value, printed) in [
+            ("43250.10", 4_325_010_000_000, "43250.1"),
+            ("0.00210", 210_000, "0.0021"),
+            ("1", 100_000_000, "1"),
+            (".5", 50_000_000, "0.5"),
+            ("5.", 500_000_000, "5"),
+            ("-0.00000001", -1, "-0.00000001"),
+            ("+2.50000000000", 250_000_000, "2.5"),
+            ("1.5e3", 150_000_000_000, "1500"),
+            ("1234.5E-4", 12_345_000, "0.12345"),
+            ("92233720368.54775807", i64::MAX, "92233720368.54775807"),
+        ] {
+            let parsed = Fixed::parse(text.as_bytes()).expect(text);
+            assert_eq!(parsed, Fixed(value), "{text}");
+            assert_eq!(parsed.to_string(), printed, "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_hold_exactly() {
+        use DecimalError::*;
+        for (text, error) in [
+            ("", Syntax),
+            ("-", Syntax),
+            (".", Syntax),
+            ("1.2.3", Syntax),
+            ("12a", Syntax),
+            ("1e", Syntax),
+            (" 1", Syntax),
+            ("NaN", Syntax),
+            ("0.123456789", Precision),
+            ("1e-9", Precision),
+            ("92233720368.54775808", Range),
+            ("1e30", Range),
+        ] {
+            assert_eq!(Fixed::parse(text.as_bytes()), Err(error), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn vwap_rounds_half_away_from_zero() {
+        // 1 at 1 + 2 at 2 = 5 / 3 = 1.666666666... → 1.66666667
+        let quote = Wide::<16>(
+            QuoteVolume::product(Fixed(SCALE), Fixed(SCALE)).0
+                + QuoteVolume::product(Fixed(2 * SCALE), Fixed(2 * SCALE)).0,
+        );
+        assert_eq!(
+            quote.div_volume(Wide(3 * SCALE as i128)),
+            Some(Fixed(166_666_667))
+        );
+        assert_eq!(quote.div_volume(Wide(0)), None);
+        assert_eq!(
+            QuoteVolume::product(Fixed(-SCALE), Fixed(3)).to_string(),
+            "-0.00000003"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The exact data model: decimals, symbols, trades, candles.
+
+mod candle;
+mod decimal;
+mod inline;
+mod trade;
+
+pub use candle::{Candle, CandleAcc};
+pub use decimal::{DecimalError, Fixed, QuoteVolume, Volume, Wide, DIGITS, SCALE};
+pub use inline::{Account, InlineStr, Symbol, INLINE_CAPACITY};
+pub use trade::Trade;

@@ -1,0 +1,309 @@
+//! Committing results: the sink operator and its writer thread.
+//!
+//! ```text
+//!  candles ─┐  exchange   ┌──────────────┐  bounded   ┌──────────────┐
+//!  rejects ─┼──to worker──▶ CommitSink op ├──channel──▶ writer thread ├──▶ SQLite / none / …
+//!  offsets ─┘     0       └──────▲───────┘            └──────┬───────┘
+//!                                └────── acknowledgements ───┘
+//! ```
+//!
+//! The operator stashes rows by time. When its input frontier passes some times, everything
+//! before the frontier is one [`Commit`]: the rows of those times and the latest resume
+//! offset of every partition, written by the writer in one transaction. The operator never
+//! blocks: if the channel is full it keeps the batch and tries again on its next activation.
+//!
+//! Progress: the operator's output capability stays at the earliest time that is not yet
+//! durably committed, so a probe on its output is the committed frontier; sources use it for
+//! back-pressure. A writer that fails reports the error through [`SinkStatus`] and the
+//! operator keeps its capability (claiming no progress it has not made); the binary then
+//! stops the run with that error.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{Scope, Stream};
+use timely::progress::frontier::AntichainRef;
+
+use crate::model::Candle;
+use crate::source::{PartitionProgress, RejectRow};
+
+/// Everything to write in one transaction.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// All rows before this time are included; `None` for the final commit.
+    pub frontier: Option<u64>,
+    /// Finished candles.
+    pub candles: Vec<Candle>,
+    /// Rejected records.
+    pub rejects: Vec<RejectRow>,
+    /// Resume offsets, one per partition that moved.
+    pub offsets: Vec<PartitionProgress>,
+}
+
+/// A destination for commits. Runs on the writer thread.
+pub trait Writer: Send + 'static {
+    /// Writes `commit` atomically, or not at all.
+    fn write(&mut self, commit: &Commit) -> Result<(), String>;
+}
+
+/// The sink that writes nothing (`--sink none`).
+#[derive(Debug, Default)]
+pub struct NoneWriter;
+
+impl Writer for NoneWriter {
+    fn write(&mut self, _commit: &Commit) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the sink has done, shared with the binary.
+#[derive(Debug, Default)]
+pub struct SinkStatus {
+    /// Candle rows committed.
+    pub candles: u64,
+    /// Reject rows committed.
+    pub rejects: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// The writer's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// Commits queued towards the writer thread at most.
+const IN_FLIGHT: usize = 4;
+
+/// The writer thread and its channels; lives on worker 0.
+struct WriterThread {
+    send: Option<SyncSender<Commit>>,
+    acks: Receiver<Result<Option<u64>, String>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriterThread {
+    fn start(
+        mut writer: Box<dyn Writer>,
+        status: Arc<Mutex<SinkStatus>>,
+        activator: timely::scheduling::SyncActivator,
+    ) -> WriterThread {
+        let (send, receive) = mpsc::sync_channel::<Commit>(IN_FLIGHT);
+        let (ack_send, acks) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("tickflow-writer".into())
+            .spawn(move || {
+                for commit in receive {
+                    let result = writer.write(&commit);
+                    if let Ok(mut status) = status.lock() {
+                        match &result {
+                            Ok(()) => {
+                                status.candles += commit.candles.len() as u64;
+                                status.rejects += commit.rejects.len() as u64;
+                                status.commits += 1;
+                            }
+                            Err(error) => status.error = Some(error.clone()),
+                        }
+                    }
+                    let failed = result.is_err();
+                    let _ = ack_send.send(result.map(|()| commit.frontier));
+                    let _ = activator.activate();
+                    if failed {
+                        break;
+                    }
+                }
+            })
+            .ok();
+        WriterThread {
+            send: Some(send),
+            acks,
+            thread,
+        }
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        self.send = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Rows stashed by time until the frontier passes them.
+#[derive(Default)]
+struct Pending {
+    candles: BTreeMap<u64, Vec<Candle>>,
+    rejects: BTreeMap<u64, Vec<RejectRow>>,
+    offsets: BTreeMap<u64, Vec<PartitionProgress>>,
+}
+
+impl Pending {
+    fn earliest(&self) -> Option<u64> {
+        let first = |keys: &mut dyn Iterator<Item = &u64>| keys.next().copied();
+        [
+            first(&mut self.candles.keys()),
+            first(&mut self.rejects.keys()),
+            first(&mut self.offsets.keys()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Takes every row before `frontier` (all of them for `None`) as one commit.
+    fn take_before(&mut self, frontier: Option<u64>) -> Commit {
+        fn split<R>(map: &mut BTreeMap<u64, Vec<R>>, frontier: Option<u64>) -> Vec<R> {
+            let later = match frontier {
+                Some(f) => map.split_off(&f),
+                None => BTreeMap::new(),
+            };
+            std::mem::replace(map, later)
+                .into_values()
+                .flatten()
+                .collect()
+        }
+        let mut candles = split(&mut self.candles, frontier);
+        candles.sort();
+        let mut rejects = split(&mut self.rejects, frontier);
+        rejects.sort();
+        // Latest report per partition wins: reports are made in time order.
+        let mut offsets = BTreeMap::new();
+        for report in split(&mut self.offsets, frontier) {
+            offsets.insert((report.source.clone(), report.partition), report);
+        }
+        Commit {
+            frontier,
+            candles,
+            rejects,
+            offsets: offsets.into_values().collect(),
+        }
+    }
+}
+
+/// Builds the sink. Every worker calls it; rows are exchanged to worker 0, which alone runs
+/// `writer` (the factory is called there only). Returns a stream whose frontier is the
+/// committed frontier, for a probe.
+pub fn commit_sink<'scope>(
+    candles: Stream<'scope, u64, Vec<Candle>>,
+    rejects: Stream<'scope, u64, Vec<RejectRow>>,
+    offsets: Stream<'scope, u64, Vec<PartitionProgress>>,
+    writer: impl FnOnce() -> Box<dyn Writer>,
+    status: Arc<Mutex<SinkStatus>>,
+) -> Stream<'scope, u64, Vec<()>> {
+    let scope: Scope<'scope, u64> = candles.scope();
+    let mut builder = OperatorBuilder::new("CommitSink".to_owned(), scope);
+    let info = builder.operator_info();
+    let mut candles_in = builder.new_input(candles, Exchange::new(|_: &Candle| 0));
+    let mut rejects_in = builder.new_input(rejects, Exchange::new(|_: &RejectRow| 0));
+    let mut offsets_in = builder.new_input(offsets, Exchange::new(|_: &PartitionProgress| 0));
+    let (_output, committed) = builder.new_output::<Vec<()>>();
+
+    let is_writer = scope.index() == 0;
+    let writer_thread = is_writer.then(|| {
+        let activator = scope.worker().sync_activator_for(info.address.to_vec());
+        WriterThread::start(writer(), Arc::clone(&status), activator)
+    });
+    let status_for_op = Rc::new(RefCell::new(status));
+
+    builder.build(move |mut capabilities| {
+        // Held at the earliest uncommitted time; see the module docs.
+        let mut cap: Option<Capability<u64>> = capabilities.pop();
+        let mut pending = Pending::default();
+        let mut queued: Option<Commit> = None;
+        let mut sent_final = false;
+        let mut in_flight = 0usize;
+        let mut writer_thread = writer_thread;
+        let _status = status_for_op;
+        move |frontiers| {
+            let Some(thread) = writer_thread.as_mut() else {
+                // Not the writer: nothing arrives here, and nothing needs holding.
+                candles_in.for_each(|_, _| {});
+                rejects_in.for_each(|_, _| {});
+                offsets_in.for_each(|_, _| {});
+                cap = None;
+                return;
+            };
+            candles_in.for_each(|time, data| {
+                if let Some(&t) = time.least() {
+                    pending.candles.entry(t).or_default().append(data);
+                }
+            });
+            rejects_in.for_each(|time, data| {
+                if let Some(&t) = time.least() {
+                    pending.rejects.entry(t).or_default().append(data);
+                }
+            });
+            offsets_in.for_each(|time, data| {
+                if let Some(&t) = time.least() {
+                    pending.offsets.entry(t).or_default().append(data);
+                }
+            });
+
+            // Acknowledgements advance the committed frontier.
+            loop {
+                match thread.acks.try_recv() {
+                    Ok(Ok(frontier)) => {
+                        in_flight -= 1;
+                        match (frontier, cap.as_mut()) {
+                            (Some(f), Some(cap)) if f > *cap.time() => cap.downgrade(&f),
+                            (Some(_), _) => {}
+                            (None, _) => cap = None,
+                        }
+                    }
+                    // Keep the capability: nothing after the failure is committed.
+                    Ok(Err(_)) | Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+
+            // One commit in flight at a time: while the writer works, the next batch grows.
+            let frontier = min_frontier(frontiers);
+            if queued.is_none() && in_flight == 0 && !sent_final {
+                let has_rows = match frontier {
+                    None => true,
+                    Some(f) => pending.earliest().is_some_and(|t| t < f),
+                };
+                if has_rows {
+                    sent_final = frontier.is_none();
+                    queued = Some(pending.take_before(frontier));
+                } else if let (Some(f), Some(cap)) = (frontier, cap.as_mut()) {
+                    // Nothing to write before `f` and nothing in flight: committed up to `f`.
+                    if f > *cap.time() {
+                        cap.downgrade(&f);
+                    }
+                }
+            }
+            if let Some(commit) = queued.take() {
+                if let Some(send) = thread.send.as_ref() {
+                    match send.try_send(commit) {
+                        Ok(()) => in_flight += 1,
+                        // The acknowledgement of the commit in the way reschedules us.
+                        Err(TrySendError::Full(commit)) => queued = Some(commit),
+                        Err(TrySendError::Disconnected(_)) => {}
+                    }
+                }
+            }
+            if sent_final && queued.is_none() {
+                // The writer thread exits once the channel closes after the final commit.
+                thread.send = None;
+            }
+        }
+    });
+    committed
+}
+
+fn min_frontier(frontiers: &[timely::progress::frontier::MutableAntichain<u64>]) -> Option<u64> {
+    frontiers
+        .iter()
+        .filter_map(|f| {
+            let f: AntichainRef<'_, u64> = f.frontier();
+            f.first().copied()
+        })
+        .min()
+}

@@ -1,0 +1,471 @@
+//! The source operator shared by every connector.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{ProbeHandle, Scope, Stream};
+
+use super::{now_ms, PartitionProgress, RejectRow};
+use crate::model::{Candle, Trade};
+use crate::parse::{Format, Record, RejectReason, MAX_LINE};
+use crate::window::Windows;
+
+/// One readable partition of a source.
+pub trait Partition: 'static {
+    /// Index of the partition within its source (the same in every run and process).
+    fn index(&self) -> u32;
+    /// Event time of the partition's first record, when it can be known without consuming
+    /// anything; it starts the partition's watermark. `Some(u64::MAX)` means the partition
+    /// holds no usable record at all.
+    fn first_time(&mut self) -> Option<u64>;
+    /// Reads at most `budget` records, handing each to `emit`.
+    fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll;
+    /// Offset of the next record to read.
+    fn position(&self) -> u64;
+    /// Why the partition stopped early, if it did (an I/O error, say).
+    fn error(&self) -> Option<String> {
+        None
+    }
+}
+
+/// One record as a partition delivers it.
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// A raw line to parse, at byte `offset`.
+    Line {
+        /// Offset of the line's first byte.
+        offset: u64,
+        /// The line without its terminator (perhaps cut at [`MAX_RAW`]).
+        bytes: &'a [u8],
+        /// The line's true length, when longer than `bytes`.
+        full_len: usize,
+    },
+    /// An already structured trade (the generator).
+    Trade {
+        /// Sequence number within the partition.
+        offset: u64,
+        /// The trade.
+        trade: Trade,
+    },
+}
+
+/// What a partition can do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// More is available now.
+    Ready,
+    /// Nothing is due for this long (rate limiting, an empty stream).
+    Pending(Duration),
+    /// The partition is exhausted.
+    Finished,
+}
+
+/// Settings shared by all partitions of a source.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// Source name as it appears in `rejects` and `source_offsets`.
+    pub name: String,
+    /// How lines are parsed.
+    pub format: Format,
+    /// Window sizes; their granule coarsens timestamps.
+    pub windows: Windows,
+    /// Allowed lateness, ms.
+    pub lateness_ms: u64,
+    /// Most event time the source may run ahead of the committed frontier, ms.
+    pub max_lag_ms: u64,
+    /// Records read per activation before yielding.
+    pub budget: usize,
+    /// Set to end the input early (SIGINT/SIGTERM): partitions are finished where they are.
+    pub shutdown: Arc<AtomicBool>,
+    /// Process-wide counters for progress reports.
+    pub counters: Arc<Counters>,
+    /// This worker's slot in `counters.watermarks`.
+    pub slot: usize,
+}
+
+/// Process-wide counters, read by the progress reporter.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Records read.
+    pub records: AtomicU64,
+    /// Trades passed on.
+    pub trades: AtomicU64,
+    /// Records rejected (any reason).
+    pub rejected: AtomicU64,
+    /// Each local worker's capability (its watermark); `u64::MAX` once it has finished.
+    pub watermarks: Vec<AtomicU64>,
+}
+
+impl Counters {
+    /// Counters for `workers` local workers.
+    pub fn new(workers: usize) -> Counters {
+        Counters {
+            watermarks: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            ..Counters::default()
+        }
+    }
+
+    /// The lowest watermark of the local workers, if any is still running.
+    pub fn watermark(&self) -> Option<u64> {
+        self.watermarks
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .min()
+            .filter(|&w| w != u64::MAX)
+    }
+}
+
+/// Per-worker totals for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Records read.
+    pub records: u64,
+    /// Trades passed on to the dataflows.
+    pub trades: u64,
+    /// Candle rows passed on (candle CSV input).
+    pub candles: u64,
+    /// Records of other event types, by type.
+    pub skipped: BTreeMap<String, u64>,
+    /// Rejected records, by reason code.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Partitions that stopped on an error, with the error.
+    pub errors: Vec<String>,
+}
+
+impl Tally {
+    /// Adds another worker's totals.
+    pub fn merge(&mut self, other: &Tally) {
+        self.records += other.records;
+        self.trades += other.trades;
+        self.candles += other.candles;
+        for (kind, n) in &other.skipped {
+            *self.skipped.entry(kind.clone()).or_default() += n;
+        }
+        for (reason, n) in &other.rejected {
+            *self.rejected.entry(reason).or_default() += n;
+        }
+        self.errors.extend(other.errors.iter().cloned());
+    }
+}
+
+/// The streams a source produces.
+#[derive(Debug)]
+pub struct SourceStreams<'scope> {
+    /// Valid trades at their coarsened event time.
+    pub trades: Stream<'scope, u64, Vec<Trade>>,
+    /// Candle rows read from a candle file.
+    pub candles: Stream<'scope, u64, Vec<Candle>>,
+    /// Records that could not be used.
+    pub rejects: Stream<'scope, u64, Vec<RejectRow>>,
+    /// Resume offsets of partitions.
+    pub progress: Stream<'scope, u64, Vec<PartitionProgress>>,
+}
+
+/// Watermark state and resume bookkeeping of one partition.
+struct Tracked<P> {
+    partition: P,
+    /// Greatest event time seen (or the first record's, known up front).
+    max_seen: Option<u64>,
+    /// `(time, offset)` each time the coarsened running maximum grew: the first record with
+    /// a time `≥ t` is at the offset of the first entry with time `≥ t`.
+    resume: VecDeque<(u64, u64)>,
+    reported: Option<u64>,
+    finished: bool,
+}
+
+impl<P: Partition> Tracked<P> {
+    fn watermark(&self, lateness: u64) -> u64 {
+        self.max_seen.map_or(0, |max| max.saturating_sub(lateness))
+    }
+
+    fn resume_offset(&self, frontier: u64) -> u64 {
+        self.resume
+            .iter()
+            .find(|(time, _)| *time >= frontier)
+            .map_or(self.partition.position(), |(_, offset)| *offset)
+    }
+}
+
+/// Output buffers of one activation; flushed under capabilities delayed to each time.
+#[derive(Default)]
+struct Staged {
+    trades: BTreeMap<u64, Vec<Trade>>,
+    candles: BTreeMap<u64, Vec<Candle>>,
+    rejects: Vec<RejectRow>,
+}
+
+/// Builds a source operator reading `partitions` (this worker's share).
+///
+/// The caller decides which partitions a worker owns; every worker must call this, even
+/// with no partitions, so that the dataflows are the same on all workers.
+pub fn partitioned_source<'scope, P: Partition>(
+    scope: Scope<'scope, u64>,
+    config: SourceConfig,
+    partitions: Vec<P>,
+    committed: ProbeHandle<u64>,
+    tally: Rc<RefCell<Tally>>,
+) -> SourceStreams<'scope> {
+    let mut builder = OperatorBuilder::new(format!("Source({})", config.name), scope);
+    let info = builder.operator_info();
+    let activator = scope.activator_for(Rc::clone(&info.address));
+    let (mut trades_out, trades) = builder.new_output::<Vec<Trade>>();
+    let (mut candles_out, candles) = builder.new_output::<Vec<Candle>>();
+    let (mut rejects_out, rejects) = builder.new_output::<Vec<RejectRow>>();
+    let (mut progress_out, progress) = builder.new_output::<Vec<PartitionProgress>>();
+
+    builder.build(move |capabilities| {
+        let SourceConfig {
+            name,
+            format,
+            windows,
+            lateness_ms,
+            max_lag_ms,
+            budget,
+            shutdown,
+            counters,
+            slot,
+        } = config;
+        // One capability per output, always at the same time: the coarsened minimum
+        // watermark of the unfinished partitions. Records are only ever sent at times at or
+        // after it (a non-late record is at or after its partition's watermark), so holding
+        // it is exactly the promise downstream operators need.
+        let mut caps: Option<Vec<Capability<u64>>> = Some(capabilities);
+        let mut parts: Vec<Tracked<P>> = partitions
+            .into_iter()
+            .map(|mut partition| {
+                let first = partition.first_time();
+                Tracked {
+                    partition,
+                    max_seen: first,
+                    resume: VecDeque::new(),
+                    reported: None,
+                    finished: false,
+                }
+            })
+            .collect();
+        let mut staged = Staged::default();
+        let mut next_part = 0usize;
+
+        move |_frontiers| {
+            let Some(held) = caps.as_mut() else {
+                return;
+            };
+            let stopping = shutdown.load(Ordering::Relaxed);
+            let now = now_ms();
+            let mut local = Tally::default();
+            let mut wake_after: Option<Duration> = None;
+            let mut more = false;
+
+            // Back-pressure: wait for the committed frontier to catch up.
+            let behind = committed.with_frontier(|f| {
+                f.first()
+                    .is_some_and(|&c| c.saturating_add(max_lag_ms) < *held[0].time())
+            });
+            if behind && !stopping {
+                activator.activate_after(Duration::from_millis(1));
+                return;
+            }
+
+            // Poll partitions round-robin so that none starves the others.
+            let count = parts.len();
+            for step in 0..count {
+                let part = &mut parts[(next_part + step) % count];
+                if part.finished {
+                    continue;
+                }
+                if stopping {
+                    part.finished = true;
+                    continue;
+                }
+                let index = part.partition.index();
+                let status = {
+                    let Tracked {
+                        partition,
+                        max_seen,
+                        resume,
+                        ..
+                    } = part;
+                    let mut ingest = |item: Item<'_>| {
+                        local.records += 1;
+                        let (offset, record, raw, full_len) = match item {
+                            Item::Trade { offset, trade } => {
+                                (offset, Ok(Record::Trade(trade)), &[][..], 0)
+                            }
+                            Item::Line {
+                                offset,
+                                bytes,
+                                full_len,
+                            } => {
+                                let record = if full_len > MAX_LINE {
+                                    Err(RejectReason::LineTooLong)
+                                } else {
+                                    format.parse_line(bytes)
+                                };
+                                (offset, record, bytes, full_len)
+                            }
+                        };
+                        let reject = |reason: RejectReason, detail: String| RejectRow {
+                            source: name.clone(),
+                            partition: index,
+                            offset,
+                            received_ms: now,
+                            reason: reason.as_str().to_owned(),
+                            detail: if full_len > raw.len() {
+                                format!("{detail} (raw cut to {} of {full_len} bytes)", raw.len())
+                            } else {
+                                detail
+                            },
+                            raw: raw.to_vec(),
+                        };
+                        let event_time = match &record {
+                            Ok(Record::Trade(trade)) => trade.time_ms,
+                            Ok(Record::Candle(candle)) => candle.start_ms,
+                            Ok(Record::Skipped(kind)) => {
+                                *local.skipped.entry(kind.as_str().to_owned()).or_default() += 1;
+                                return;
+                            }
+                            Ok(Record::Blank) | Ok(Record::Header) => return,
+                            Err(reason) => {
+                                *local.rejected.entry(reason.as_str()).or_default() += 1;
+                                staged.rejects.push(reject(*reason, reason.to_string()));
+                                return;
+                            }
+                        };
+                        let max = max_seen.get_or_insert(event_time);
+                        if event_time < max.saturating_sub(lateness_ms) {
+                            *local
+                                .rejected
+                                .entry(RejectReason::Late.as_str())
+                                .or_default() += 1;
+                            let detail = format!(
+                                "event time {event_time} is before the partition's watermark {}",
+                                *max - lateness_ms
+                            );
+                            staged.rejects.push(reject(RejectReason::Late, detail));
+                            return;
+                        }
+                        let time = windows.coarsen(event_time);
+                        if event_time > *max || resume.is_empty() {
+                            *max = (*max).max(event_time);
+                            if resume.back().is_none_or(|&(t, _)| t < time) {
+                                resume.push_back((time, offset));
+                            }
+                        }
+                        match record {
+                            Ok(Record::Trade(trade)) => {
+                                local.trades += 1;
+                                staged.trades.entry(time).or_default().push(trade);
+                            }
+                            Ok(Record::Candle(candle)) => {
+                                local.candles += 1;
+                                staged.candles.entry(time).or_default().push(candle);
+                            }
+                            _ => {}
+                        }
+                    };
+                    partition.poll(budget, &mut ingest)
+                };
+                match status {
+                    Poll::Ready => more = true,
+                    Poll::Pending(delay) => {
+                        wake_after = Some(wake_after.map_or(delay, |d| d.min(delay)));
+                    }
+                    Poll::Finished => {
+                        part.finished = true;
+                        local.errors.extend(part.partition.error());
+                    }
+                }
+            }
+            next_part = next_part.wrapping_add(1);
+
+            // Send what this activation produced, each batch under a capability for its time.
+            for (time, mut batch) in std::mem::take(&mut staged.trades) {
+                trades_out
+                    .activate()
+                    .give(&held[0].delayed(&time), &mut batch);
+            }
+            for (time, mut batch) in std::mem::take(&mut staged.candles) {
+                candles_out
+                    .activate()
+                    .give(&held[1].delayed(&time), &mut batch);
+            }
+            if !staged.rejects.is_empty() {
+                rejects_out.activate().give(&held[2], &mut staged.rejects);
+            }
+
+            // Advance the capability to the new minimum watermark and report progress.
+            let low = parts
+                .iter()
+                .filter(|p| !p.finished)
+                .map(|p| windows.coarsen(p.watermark(lateness_ms)))
+                .min();
+            let mut reports = Vec::new();
+            for part in parts.iter_mut() {
+                let frontier = low.unwrap_or(u64::MAX);
+                // Entries before the capability can never be asked for again.
+                while part
+                    .resume
+                    .front()
+                    .is_some_and(|&(t, _)| t < frontier.min(*held[0].time()))
+                {
+                    part.resume.pop_front();
+                }
+                let offset = if part.finished {
+                    part.partition.position()
+                } else {
+                    part.resume_offset(frontier)
+                };
+                if part.reported != Some(offset) {
+                    part.reported = Some(offset);
+                    reports.push(PartitionProgress {
+                        source: name.clone(),
+                        partition: part.partition.index(),
+                        next_offset: offset,
+                        finished: part.finished,
+                    });
+                }
+            }
+            if let Some(low) = low.filter(|low| low > held[0].time()) {
+                for cap in held.iter_mut() {
+                    cap.downgrade(&low);
+                }
+            }
+            if !reports.is_empty() {
+                progress_out.activate().give(&held[3], &mut reports);
+            }
+            counters.records.fetch_add(local.records, Ordering::Relaxed);
+            counters.trades.fetch_add(local.trades, Ordering::Relaxed);
+            let rejected: u64 = local.rejected.values().sum();
+            counters.rejected.fetch_add(rejected, Ordering::Relaxed);
+            if let Some(slot) = counters.watermarks.get(slot) {
+                slot.store(low.unwrap_or(u64::MAX), Ordering::Relaxed);
+            }
+            tally.borrow_mut().merge(&local);
+
+            if low.is_none() {
+                // Every partition is finished: releasing the capabilities is the final
+                // watermark, which closes every window downstream.
+                caps = None;
+            } else if more || stopping {
+                activator.activate();
+            } else if let Some(delay) = wake_after {
+                activator.activate_after(delay);
+            } else {
+                activator.activate_after(Duration::from_millis(10));
+            }
+        }
+    });
+
+    SourceStreams {
+        trades,
+        candles,
+        rejects,
+        progress,
+    }
+}

@@ -1,0 +1,162 @@
+//! The embedded SQLite sink (`--sink sqlite:PATH`, the default).
+//!
+//! ```text
+//!  Commit ──▶ BEGIN; upsert candles; insert rejects; upsert source_offsets; COMMIT
+//! ```
+//!
+//! Each [`Commit`] is one transaction, so results and the resume offsets that produced them
+//! are durable together. Writes are idempotent on the primary keys: replaying a commit (after
+//! a crash between the write and the source learning of it) changes nothing. Prices and
+//! volumes are stored as exact decimal TEXT (SQLite has no exact NUMERIC: its NUMERIC
+//! affinity rounds to 15 digits); the `candles_real` view casts them for arithmetic. A busy
+//! database (another connection holding a lock) is retried for up to 60 s by SQLite itself;
+//! any other error fails the run with the path in the message.
+
+use rusqlite::{params, Connection};
+
+use crate::sink::{Commit, Writer};
+
+/// The schema this issue's tables need; later components add theirs.
+pub const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS candles (
+    symbol       TEXT    NOT NULL,
+    window_ms    INTEGER NOT NULL,
+    start_ms     INTEGER NOT NULL,
+    open         TEXT    NOT NULL,
+    high         TEXT    NOT NULL,
+    low          TEXT    NOT NULL,
+    close        TEXT    NOT NULL,
+    volume       TEXT    NOT NULL,
+    quote_volume TEXT,
+    vwap         TEXT,
+    trades       INTEGER,
+    PRIMARY KEY (symbol, window_ms, start_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejects (
+    source      TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    reason      TEXT    NOT NULL,
+    detail      TEXT,
+    raw         BLOB,
+    PRIMARY KEY (source, partition, "offset")
+);
+CREATE INDEX IF NOT EXISTS rejects_by_reason ON rejects (reason);
+CREATE TABLE IF NOT EXISTS source_offsets (
+    source      TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    finished    INTEGER NOT NULL DEFAULT 0,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (source, partition)
+);
+CREATE VIEW IF NOT EXISTS candles_real AS
+SELECT symbol, window_ms, start_ms,
+       CAST(open AS REAL) AS open, CAST(high AS REAL) AS high, CAST(low AS REAL) AS low,
+       CAST(close AS REAL) AS close, CAST(volume AS REAL) AS volume,
+       CAST(quote_volume AS REAL) AS quote_volume, CAST(vwap AS REAL) AS vwap, trades
+FROM candles;
+"#;
+
+/// Writes commits into a SQLite database file.
+#[derive(Debug)]
+pub struct SqliteWriter {
+    path: String,
+    connection: Connection,
+}
+
+impl SqliteWriter {
+    /// Opens (creating if needed) the database at `path` and its tables.
+    pub fn open(path: &str) -> Result<SqliteWriter, String> {
+        let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
+        let connection = Connection::open(path).map_err(fail)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(fail)?;
+        // WAL lets readers (`tickflow sql`, the HTTP endpoint) query while the run writes;
+        // synchronous=NORMAL in WAL mode still never corrupts, and a crash loses at most the
+        // last transactions, which the stored offsets make the run redo.
+        connection
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(fail)?;
+        connection.execute_batch(SCHEMA).map_err(fail)?;
+        Ok(SqliteWriter {
+            path: path.to_owned(),
+            connection,
+        })
+    }
+
+    fn write_commit(&mut self, commit: &Commit) -> rusqlite::Result<()> {
+        let now = crate::source::now_ms() as i64;
+        let tx = self.connection.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO candles (symbol, window_ms, start_ms, open, high, low, close, \
+                 volume, quote_volume, vwap, trades) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (symbol, window_ms, start_ms) DO UPDATE SET open = excluded.open, \
+                 high = excluded.high, low = excluded.low, close = excluded.close, \
+                 volume = excluded.volume, quote_volume = excluded.quote_volume, \
+                 vwap = excluded.vwap, trades = excluded.trades",
+            )?;
+            for c in &commit.candles {
+                upsert.execute(params![
+                    c.symbol.as_str(),
+                    c.window_ms as i64,
+                    c.start_ms as i64,
+                    c.open.to_string(),
+                    c.high.to_string(),
+                    c.low.to_string(),
+                    c.close.to_string(),
+                    c.volume.to_string(),
+                    c.quote_volume.map(|q| q.to_string()),
+                    c.vwap.map(|v| v.to_string()),
+                    c.trades.map(|t| t as i64),
+                ])?;
+            }
+            let mut reject = tx.prepare_cached(
+                "INSERT INTO rejects (source, partition, \"offset\", received_ms, reason, detail, raw) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )?;
+            for r in &commit.rejects {
+                // Valid UTF-8 is kept as TEXT so it reads naturally; anything else as a BLOB.
+                let raw: rusqlite::types::Value = match std::str::from_utf8(&r.raw) {
+                    Ok(text) => text.to_owned().into(),
+                    Err(_) => r.raw.clone().into(),
+                };
+                reject.execute(params![
+                    r.source,
+                    r.partition,
+                    r.offset as i64,
+                    r.received_ms as i64,
+                    r.reason,
+                    r.detail,
+                    raw,
+                ])?;
+            }
+            let mut offset = tx.prepare_cached(
+                "INSERT INTO source_offsets (source, partition, next_offset, finished, updated_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (source, partition) DO UPDATE SET \
+                 next_offset = excluded.next_offset, finished = excluded.finished, \
+                 updated_ms = excluded.updated_ms",
+            )?;
+            for o in &commit.offsets {
+                offset.execute(params![
+                    o.source,
+                    o.partition,
+                    o.next_offset as i64,
+                    o.finished,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+impl Writer for SqliteWriter {
+    fn write(&mut self, commit: &Commit) -> Result<(), String> {
+        self.write_commit(commit)
+            .map_err(|e| format!("sqlite:{}: {e}", self.path))
+    }
+}

@@ -1,0 +1,130 @@
+//! The command line (SPEC.md, "Command line").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// tickflow: real-time analytics for exchange trade streams.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tickflow",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `tickflow [OPTIONS]` is `tickflow run [OPTIONS]`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine (the default).
+    Run(RunArgs),
+    /// Write generated trades to a file as Binance trade-stream JSON lines.
+    Generate(GenerateArgs),
+    /// Run a SQL query on a SQLite result database and print the rows as tab-separated text.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// generate | file:PATH (.jsonl, .json, .csv, optionally .gz; '-' = stdin)
+    #[arg(long, default_value = "generate", value_name = "SPEC")]
+    pub source: String,
+    /// sqlite:PATH | none
+    #[arg(long, default_value = "sqlite:tickflow.db", value_name = "SPEC")]
+    pub sink: String,
+    /// Tumbling event-time windows, e.g. 1s,1m,1h.
+    #[arg(long, default_value = "1s,1m", value_name = "LIST")]
+    pub windows: String,
+    /// Allowed lateness: events older than a partition's max event time minus this are late.
+    #[arg(long, default_value = "2s", value_name = "DUR")]
+    pub lateness: String,
+    /// Timely worker threads per process [default: available cores].
+    #[arg(short = 'w', long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Number of processes in the cluster.
+    #[arg(short = 'n', long, default_value_t = 1, value_name = "N")]
+    pub processes: usize,
+    /// Index of this process in the cluster, 0..N-1.
+    #[arg(short = 'p', long, default_value_t = 0, value_name = "I")]
+    pub process: usize,
+    /// One host:port per line, in process order [default: localhost:2101, :2102, …].
+    #[arg(long, value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Symbol of a Binance trade CSV whose file name does not say it.
+    #[arg(long, value_name = "SYMBOL")]
+    pub symbol: Option<String>,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// How far (event time) sources may run ahead of the committed results.
+    #[arg(long, default_value = "10m", value_name = "DUR", hide = true)]
+    pub max_lag: String,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GeneratorArgs {
+    /// Generator: stop after N events [default: never].
+    #[arg(long, value_name = "N")]
+    pub events: Option<u64>,
+    /// Generator: events per second in real time; 0 = as fast as possible.
+    #[arg(long, default_value_t = 1000.0, value_name = "R")]
+    pub rate: f64,
+    /// Generator: random seed.
+    #[arg(long, default_value_t = 42, value_name = "S")]
+    pub seed: u64,
+    /// Generator: symbols, comma-separated [default: 8 major USDT pairs].
+    #[arg(long, value_name = "LIST")]
+    pub symbols: Option<String>,
+    /// Generator: size of the account pool for buyer/seller ids "B"/"S"; 0 = no accounts.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub accounts: u32,
+    /// Generator: event time of the first trade, ms since the epoch [default: now when
+    /// paced, 2023-11-14T22:13:20Z at --rate 0].
+    #[arg(long, value_name = "MS")]
+    pub start_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output file ('-' = stdout; a name ending in .gz is compressed).
+    #[arg(long, value_name = "FILE")]
+    pub out: String,
+    /// Number of trades.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub events: u64,
+    /// Event-time rate of the simulated market, events/s [default: 10000].
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Random seed.
+    #[arg(long, default_value_t = 42, value_name = "S")]
+    pub seed: u64,
+    /// Symbols, comma-separated [default: 8 major USDT pairs].
+    #[arg(long, value_name = "LIST")]
+    pub symbols: Option<String>,
+    /// Size of the account pool for "B"/"S"; 0 = none.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub accounts: u32,
+    /// Event time of the first trade, ms since the epoch.
+    #[arg(long, value_name = "MS")]
+    pub start_ms: Option<u64>,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query.
+    pub query: String,
+    /// Database file.
+    #[arg(long, default_value = "tickflow.db", value_name = "PATH")]
+    pub db: PathBuf,
+}

@@ -1,0 +1,350 @@
+//! `tickflow run`: start timely, wire source → dataflows → sink on every worker, report.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use timely::dataflow::operators::{Concat, Probe};
+use timely::dataflow::ProbeHandle;
+use timely::{CommunicationConfig, WorkerConfig};
+
+use tickflow_dataflows::candles;
+use tickflow_operators::file::FileSource;
+use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
+use tickflow_operators::model::Symbol;
+use tickflow_operators::parse::Format;
+use tickflow_operators::sink::{commit_sink, NoneWriter, SinkStatus, Writer};
+use tickflow_operators::source::{
+    now_ms, partitioned_source, Counters, GeneratedPartition, SourceConfig, Tally,
+};
+use tickflow_operators::sqlite::SqliteWriter;
+use tickflow_operators::window::{format_duration, parse_duration, Windows};
+
+use crate::cli::RunArgs;
+
+/// Records a source reads per activation before letting other operators run.
+const BUDGET: usize = 4096;
+
+/// Where the input comes from, opened before timely starts so errors surface at once.
+enum Input {
+    File(Arc<FileSource>),
+    Generate(GeneratorConfig),
+}
+
+/// Where results go.
+#[derive(Clone)]
+enum Output {
+    Sqlite(String),
+    None,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let RunArgs {
+        source,
+        sink,
+        windows,
+        lateness,
+        workers,
+        processes,
+        process,
+        hostfile,
+        symbol,
+        quiet,
+        max_lag,
+        generator,
+    } = args;
+    let windows = Windows::parse(&windows).context("--windows")?;
+    let lateness_ms = parse_duration(&lateness).context("--lateness")?;
+    let max_lag_ms = parse_duration(&max_lag).context("--max-lag")?;
+    let workers = match workers {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let communication = cluster_config(workers, processes, process, hostfile.as_deref())?;
+
+    let (input, source_name, format) = match source.as_str() {
+        "generate" => {
+            let defaults = GeneratorConfig::default();
+            let paced = generator.rate > 0.0;
+            let config = GeneratorConfig {
+                seed: generator.seed,
+                symbols: match generator.symbols.as_deref() {
+                    Some(list) => parse_symbols(list)?,
+                    None => defaults.symbols.clone(),
+                },
+                events: generator.events,
+                rate: generator.rate,
+                start_ms: generator.start_ms.unwrap_or(if paced {
+                    now_ms()
+                } else {
+                    DEFAULT_START_MS
+                }),
+                accounts: generator.accounts,
+                ..defaults
+            };
+            config.validate().context("generator settings")?;
+            (
+                Input::Generate(config),
+                "generate".to_owned(),
+                Format::BinanceJson,
+            )
+        }
+        spec => {
+            let Some(path) = spec.strip_prefix("file:") else {
+                bail!("--source {spec:?}: expected generate or file:PATH (kafka:// comes with the Kafka connector)");
+            };
+            let symbol = symbol.as_deref().map(parse_symbol).transpose()?;
+            let file =
+                FileSource::open(path, symbol).with_context(|| format!("--source {spec}"))?;
+            let format = file.format();
+            (Input::File(Arc::new(file)), spec.to_owned(), format)
+        }
+    };
+    let output = match sink.as_str() {
+        "none" => Output::None,
+        spec => match spec.strip_prefix("sqlite:") {
+            Some(path) if !path.is_empty() => Output::Sqlite(path.to_owned()),
+            _ => bail!("--sink {spec:?}: expected sqlite:PATH or none (postgres:// comes with the PostgreSQL sink)"),
+        },
+    };
+    // Only process 0 writes; open the database here so a bad path fails before starting.
+    let writer: Option<Box<dyn Writer>> = (process == 0)
+        .then(|| -> Result<Box<dyn Writer>> {
+            Ok(match &output {
+                Output::Sqlite(path) => {
+                    Box::new(SqliteWriter::open(path).map_err(anyhow::Error::msg)?)
+                }
+                Output::None => Box::new(NoneWriter),
+            })
+        })
+        .transpose()?;
+    let writer = Arc::new(Mutex::new(writer));
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    {
+        let shutdown = Arc::clone(&shutdown);
+        ctrlc::set_handler(move || {
+            if shutdown.swap(true, Ordering::SeqCst) {
+                eprintln!("tickflow: interrupted twice, exiting without flushing");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "tickflow: stopping: ending the input, flushing results (Ctrl-C again to abort)"
+            );
+        })
+        .context("installing the signal handler")?;
+    }
+    let counters = Arc::new(Counters::new(workers));
+    let status = Arc::new(Mutex::new(SinkStatus::default()));
+    let (stop_progress, progress_stopped) = std::sync::mpsc::channel::<()>();
+    let reporter = (!quiet).then(|| {
+        let counters = Arc::clone(&counters);
+        std::thread::spawn(move || {
+            crate::progress::report(counters, progress_stopped, Duration::from_secs(2))
+        })
+    });
+    if !quiet {
+        eprintln!(
+            "tickflow: process {process}/{processes}, {workers} worker(s): {source_name} → windows {} (lateness {}) → {}",
+            windows.sizes().iter().map(|&w| format_duration(w)).collect::<Vec<_>>().join(","),
+            format_duration(lateness_ms),
+            match &output { Output::Sqlite(p) => format!("sqlite:{p}"), Output::None => "none".into() },
+        );
+    }
+
+    let started = Instant::now();
+    let input = Arc::new(input);
+    let config = timely::Config {
+        communication,
+        worker: WorkerConfig::default(),
+    };
+    let worker_status = Arc::clone(&status);
+    let worker_counters = Arc::clone(&counters);
+    let guards = timely::execute(config, move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let probe = ProbeHandle::new();
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let source_config = SourceConfig {
+            name: source_name.clone(),
+            format,
+            windows: windows.clone(),
+            lateness_ms,
+            max_lag_ms,
+            budget: BUDGET,
+            shutdown: Arc::clone(&shutdown),
+            counters: Arc::clone(&worker_counters),
+            slot: index % workers,
+        };
+        let writer = Arc::clone(&writer);
+        let status = Arc::clone(&worker_status);
+        worker.dataflow::<u64, _, _>(|scope| {
+            let streams = match input.as_ref() {
+                Input::File(file) => partitioned_source(
+                    scope,
+                    source_config,
+                    file.partitions(index, peers),
+                    probe.clone(),
+                    Rc::clone(&tally),
+                ),
+                Input::Generate(config) => {
+                    let now = Instant::now();
+                    let parts = worker_partitions(config, index, peers)
+                        .into_iter()
+                        .map(|s| {
+                            GeneratedPartition::new(s, config.rate > 0.0, config.start_ms, now)
+                        })
+                        .collect();
+                    partitioned_source(
+                        scope,
+                        source_config,
+                        parts,
+                        probe.clone(),
+                        Rc::clone(&tally),
+                    )
+                }
+            };
+            let candles = candles(streams.trades, &windows).concat(streams.candles);
+            commit_sink(
+                candles,
+                streams.rejects,
+                streams.progress,
+                move || {
+                    writer
+                        .lock()
+                        .ok()
+                        .and_then(|mut w| w.take())
+                        .unwrap_or_else(|| Box::new(NoneWriter))
+                },
+                status,
+            )
+            .probe_with(&probe);
+        });
+        while !probe.done() {
+            if worker_status.lock().is_ok_and(|s| s.error.is_some()) {
+                break;
+            }
+            worker.step_or_park(Some(Duration::from_millis(100)));
+        }
+        tally.take()
+    })
+    .map_err(|e| anyhow::anyhow!("starting timely: {e}"))?;
+
+    let mut total = Tally::default();
+    for result in guards.join() {
+        let tally = result.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
+        total.merge(&tally);
+    }
+    drop(stop_progress);
+    if let Some(reporter) = reporter {
+        let _ = reporter.join();
+    }
+    let status = status
+        .lock()
+        .map_err(|_| anyhow::anyhow!("sink status poisoned"))?;
+    if let Some(error) = &status.error {
+        bail!("writing results failed: {error}");
+    }
+    if let Some(error) = total.errors.first() {
+        bail!("reading the input failed: {error}");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{}", summary(&total, &status, process, processes, seconds));
+    Ok(())
+}
+
+/// The one-line summary of a finished run.
+fn summary(t: &Tally, s: &SinkStatus, process: usize, processes: usize, seconds: f64) -> String {
+    let list = |items: Vec<(String, u64)>| {
+        if items.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<_> = items.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            format!(" ({})", parts.join(", "))
+        }
+    };
+    let skipped: u64 = t.skipped.values().sum();
+    let rejected: u64 = t.rejected.values().sum();
+    let who = if processes > 1 {
+        format!(" [process {process}/{processes}]")
+    } else {
+        String::new()
+    };
+    format!(
+        "tickflow: done{who} in {seconds:.2}s: {} events read, {} trades, {} candle rows read, {skipped} skipped{}, {rejected} rejected{}, {} candles and {} rejects written in {} commits, {:.0} events/s",
+        t.records,
+        t.trades,
+        t.candles,
+        list(t.skipped.iter().map(|(k, n)| (k.clone(), *n)).collect()),
+        list(t.rejected.iter().map(|(k, n)| (k.to_string(), *n)).collect()),
+        s.candles,
+        s.rejects,
+        s.commits,
+        t.records as f64 / seconds.max(1e-9),
+    )
+}
+
+/// timely's communication settings from the cluster flags.
+fn cluster_config(
+    workers: usize,
+    processes: usize,
+    process: usize,
+    hostfile: Option<&std::path::Path>,
+) -> Result<CommunicationConfig> {
+    if processes == 0 {
+        bail!("--processes must be at least 1");
+    }
+    if process >= processes {
+        bail!(
+            "--process {process} is out of range for --processes {processes} (0..{})",
+            processes - 1
+        );
+    }
+    if processes == 1 {
+        return Ok(CommunicationConfig::Process(workers));
+    }
+    let addresses: Vec<String> = match hostfile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --hostfile {}", path.display()))?;
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        }
+        None => (0..processes)
+            .map(|i| format!("localhost:{}", 2101 + i))
+            .collect(),
+    };
+    if addresses.len() < processes {
+        bail!(
+            "--hostfile lists {} address(es) for {processes} processes",
+            addresses.len()
+        );
+    }
+    Ok(CommunicationConfig::Cluster {
+        threads: workers,
+        process,
+        addresses: addresses.into_iter().take(processes).collect(),
+        report: false,
+        zerocopy: false,
+    })
+}
+
+pub fn parse_symbol(text: &str) -> Result<Symbol> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        bail!("invalid symbol {text:?}: expected letters and digits, e.g. BTCUSDT");
+    }
+    Symbol::new(&text.to_ascii_uppercase())
+        .with_context(|| format!("symbol {text:?} is longer than 23 characters"))
+}
+
+pub fn parse_symbols(list: &str) -> Result<Vec<Symbol>> {
+    list.split(',').map(parse_symbol).collect()
+}
