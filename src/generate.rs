@@ -58,7 +58,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         sink.write_all(&line)
             .with_context(|| format!("writing {out}"))?;
         written += 1;
-        if !quiet && written % 65_536 == 0 && last_report.elapsed().as_secs() >= 2 {
+        if !quiet && written.is_multiple_of(65_536) && last_report.elapsed().as_secs() >= 2 {
             last_report = Instant::now();
             eprintln!("generate: {written}/{events} trades written");
         }

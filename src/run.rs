@@ -176,6 +176,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             lateness_ms,
             max_lag_ms,
             budget: BUDGET,
+            sequential: matches!(input.as_ref(), Input::File(_)),
             shutdown: Arc::clone(&shutdown),
             counters: Arc::clone(&worker_counters),
             slot: index % workers,

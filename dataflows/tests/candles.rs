@@ -10,7 +10,8 @@ use tickflow_operators::model::{Candle, Fixed, Symbol, Trade};
 use tickflow_operators::window::Windows;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::Inspect;
-use timely::dataflow::operators::{Probe, UnorderedInput};
+use timely::dataflow::operators::core::UnorderedInput;
+use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 const LATENESS: u64 = 40;

@@ -52,7 +52,8 @@ pub struct FileSource {
 }
 
 enum Body {
-    Mapped(Arc<Mmap>),
+    /// A regular file and its chunk boundaries.
+    Mapped(Arc<File>, Vec<(usize, usize)>),
     Stream,
     Empty,
 }
@@ -60,7 +61,7 @@ enum Body {
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Body::Mapped(map) => write!(f, "Mapped({} bytes)", map.len()),
+            Body::Mapped(_, chunks) => write!(f, "Mapped({} chunks)", chunks.len()),
             Body::Stream => f.write_str("Stream"),
             Body::Empty => f.write_str("Empty"),
         }
@@ -116,17 +117,20 @@ impl FileSource {
                 body: Body::Empty,
             });
         }
-        let map = map_file(&file).map_err(io)?;
+        // The whole-file map only serves to find the first line and the chunk boundaries
+        // (touching a page per chunk); each chunk maps its own range while it is read.
+        let map = map_range(&file, 0, metadata.len() as usize).map_err(io)?;
         let first = map
             .split(|&b| b == b'\n')
             .map(trim_line)
             .find(|line| !line.iter().all(u8::is_ascii_whitespace))
             .unwrap_or(&[]);
         let format = detect_format(path, first, symbol).map_err(FileError::Format)?;
+        let chunks = chunk_bounds(&map);
         Ok(FileSource {
             path: path.to_owned(),
             format,
-            body: Body::Mapped(Arc::new(map)),
+            body: Body::Mapped(Arc::new(file), chunks),
         })
     }
 
@@ -138,18 +142,21 @@ impl FileSource {
     /// The partitions of the file owned by global worker `worker` of `workers`.
     pub fn partitions(&self, worker: usize, workers: usize) -> Vec<FilePartition> {
         match &self.body {
-            Body::Mapped(map) => chunk_bounds(map)
-                .into_iter()
+            Body::Mapped(file, chunks) => chunks
+                .iter()
                 .enumerate()
                 .filter(|(index, _)| index % workers == worker)
-                .map(|(index, (start, end))| {
+                .map(|(index, &(start, end))| {
                     FilePartition::Chunk(Chunk {
-                        map: Arc::clone(map),
+                        file: Arc::clone(file),
+                        path: self.path.clone(),
+                        map: None,
                         index: index as u32,
                         start,
                         end,
                         pos: start,
                         format: self.format,
+                        error: None,
                     })
                 })
                 .collect(),
@@ -159,14 +166,19 @@ impl FileSource {
     }
 }
 
-/// Read-only memory map of a whole file: the parsers borrow lines straight from the page
-/// cache, with no copy and no per-line allocation.
+/// Read-only memory map of `len` bytes of a file from `offset`: the parsers borrow lines
+/// straight from the page cache, with no copy and no per-line allocation.
 #[allow(unsafe_code)]
-fn map_file(file: &File) -> std::io::Result<Mmap> {
+fn map_range(file: &File, offset: usize, len: usize) -> std::io::Result<Mmap> {
     // SAFETY: the map is read-only and private to this process. Another process truncating
     // or rewriting the input while it is read is outside what an input file may do (as for
     // any reader of a file being rewritten); tickflow never writes its inputs.
-    unsafe { Mmap::map(file) }
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset as u64)
+            .len(len)
+            .map(file)
+    }
 }
 
 /// Chunk boundaries `[start, end)` at line starts; the chunk size depends on the length only.
@@ -213,14 +225,18 @@ pub enum FilePartition {
     Stream(StreamPart),
 }
 
-/// A line-aligned byte range of a mapped file.
+/// A line-aligned byte range of a file, mapped while it is being read.
 pub struct Chunk {
-    map: Arc<Mmap>,
+    file: Arc<File>,
+    path: String,
+    /// The range `[start, end)`; `None` before the first read and after the last.
+    map: Option<Mmap>,
     index: u32,
     start: usize,
     end: usize,
     pos: usize,
     format: Format,
+    error: Option<String>,
 }
 
 impl std::fmt::Debug for Chunk {
@@ -233,6 +249,19 @@ impl Chunk {
     /// Resumes the chunk at byte `offset` of the file.
     pub fn seek(&mut self, offset: u64) {
         self.pos = (offset as usize).clamp(self.start, self.end);
+    }
+
+    /// The chunk's bytes, mapping them on first use.
+    fn bytes(&mut self) -> Option<&[u8]> {
+        if self.map.is_none() && self.error.is_none() {
+            match map_range(&self.file, self.start, self.end - self.start) {
+                Ok(map) => self.map = Some(map),
+                Err(e) => {
+                    self.error = Some(format!("{} at byte {}: {e}", self.path, self.start));
+                }
+            }
+        }
+        self.map.as_deref()
     }
 }
 
@@ -248,10 +277,11 @@ impl Partition for FilePartition {
         let FilePartition::Chunk(chunk) = self else {
             return None;
         };
-        let body = &chunk.map[chunk.pos..chunk.end];
+        let (format, from) = (chunk.format, chunk.pos - chunk.start);
+        let body = &chunk.bytes()?[from..];
         let time = body
             .split(|&b| b == b'\n')
-            .filter_map(|line| match chunk.format.parse_line(trim_line(line)) {
+            .filter_map(|line| match format.parse_line(trim_line(line)) {
                 Ok(Record::Trade(trade)) => Some(trade.time_ms),
                 Ok(Record::Candle(candle)) => Some(candle.start_ms),
                 _ => None,
@@ -263,23 +293,28 @@ impl Partition for FilePartition {
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
         match self {
             FilePartition::Chunk(chunk) => {
-                let data = &chunk.map[..chunk.end];
-                let mut pos = chunk.pos;
+                let base = chunk.start;
+                let mut pos = chunk.pos - base;
+                let Some(data) = chunk.bytes() else {
+                    return Poll::Finished;
+                };
                 for _ in 0..budget {
-                    if pos >= chunk.end {
+                    if pos >= data.len() {
                         break;
                     }
-                    let stop = memchr::memchr(b'\n', &data[pos..]).map_or(chunk.end, |i| pos + i);
+                    let stop = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
                     let line = trim_line(&data[pos..stop]);
                     emit(Item::Line {
-                        offset: pos as u64,
+                        offset: (base + pos) as u64,
                         bytes: &line[..line.len().min(MAX_RAW)],
                         full_len: line.len(),
                     });
                     pos = stop + 1;
                 }
-                chunk.pos = pos.min(chunk.end);
+                chunk.pos = (base + pos).min(chunk.end);
                 if chunk.pos >= chunk.end {
+                    // Done: unmapping returns the chunk's pages (they stay in the page cache).
+                    chunk.map = None;
                     Poll::Finished
                 } else {
                     Poll::Ready
@@ -298,7 +333,7 @@ impl Partition for FilePartition {
 
     fn error(&self) -> Option<String> {
         match self {
-            FilePartition::Chunk(_) => None,
+            FilePartition::Chunk(chunk) => chunk.error.clone(),
             FilePartition::Stream(stream) => stream.error.clone(),
         }
     }
@@ -430,5 +465,32 @@ mod tests {
         }
         assert!(chunk_bounds(&[]).is_empty());
         assert_eq!(chunk_bounds(b"no newline"), vec![(0, 10)]);
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_chunk_is_unmapped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.jsonl");
+        let line =
+            r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1700000000000,"m":true}"#;
+        std::fs::write(&path, format!("{line}\n").repeat(5_000)).expect("write");
+        let source = FileSource::open(path.to_str().expect("utf-8"), None).expect("opens");
+        let mut parts = source.partitions(0, 1);
+        assert!(parts.len() > 1);
+        let mut lines = 0;
+        for part in &mut parts {
+            assert!(part.first_time().is_some());
+            while part.poll(1000, &mut |_| lines += 1) == Poll::Ready {}
+            let FilePartition::Chunk(chunk) = part else {
+                panic!("a chunk")
+            };
+            assert!(chunk.map.is_none(), "chunk {} still mapped", chunk.index);
+        }
+        assert_eq!(lines, 5_000);
     }
 }

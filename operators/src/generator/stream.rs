@@ -1,7 +1,7 @@
 //! One symbol's trades: generated in event-time order, released in arrival order.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use rand::{Rng, RngCore};
 use rand_distr::{Exp1, StandardNormal};
@@ -37,38 +37,11 @@ pub(crate) struct StreamParams {
     pub max_delay_ms: u64,
 }
 
-/// A generated trade and its arrival time; ordered for a min-heap on `(arrival, id)`.
+/// A generated trade and its arrival time.
 #[derive(Copy, Clone, Debug)]
 struct Arrival {
     arrival_ms: u64,
     trade: Trade,
-}
-
-impl Arrival {
-    fn key(&self) -> (u64, u64) {
-        (self.arrival_ms, self.trade.id)
-    }
-}
-
-impl PartialEq for Arrival {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for Arrival {}
-
-impl PartialOrd for Arrival {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Arrival {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: `BinaryHeap` is a max-heap and the earliest arrival must come out first.
-        other.key().cmp(&self.key())
-    }
 }
 
 /// The trade process of one symbol in event-time order.
@@ -273,6 +246,52 @@ pub(super) fn account(rank: u64) -> Option<Account> {
     InlineStr::from_utf8(&text[..5 + width])
 }
 
+/// Trades waiting for their arrival, released in `(arrival, id)` order.
+///
+/// The heap holds only the 16-byte keys; the trades sit in a ring indexed by id, which works
+/// because a stream's ids are consecutive and every trade between the oldest waiting one and
+/// the newest was buffered. The ring spans about `rate × max_delay` trades.
+#[derive(Clone, Debug, Default)]
+struct ReorderBuffer {
+    keys: BinaryHeap<Reverse<(u64, u64)>>,
+    /// `slots[k]` holds trade `first_id + k` until it is released.
+    slots: VecDeque<Option<Trade>>,
+    first_id: u64,
+}
+
+impl ReorderBuffer {
+    fn push(&mut self, Arrival { arrival_ms, trade }: Arrival) {
+        if self.slots.is_empty() {
+            self.first_id = trade.id;
+        }
+        debug_assert_eq!(
+            trade.id.wrapping_sub(self.first_id),
+            self.slots.len() as u64
+        );
+        self.slots.push_back(Some(trade));
+        self.keys.push(Reverse((arrival_ms, trade.id)));
+    }
+
+    fn peek_arrival_ms(&self) -> Option<u64> {
+        self.keys.peek().map(|Reverse((arrival_ms, _))| *arrival_ms)
+    }
+
+    fn pop(&mut self) -> Option<(u64, Trade)> {
+        let Reverse((arrival_ms, id)) = self.keys.pop()?;
+        let index = usize::try_from(id.wrapping_sub(self.first_id)).ok()?;
+        let trade = self.slots.get_mut(index)?.take()?;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first_id = self.first_id.wrapping_add(1);
+        }
+        Some((arrival_ms, trade))
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
 /// One symbol's trade stream, a partition of the generated market: trades in arrival order.
 ///
 /// Arrival is event time plus an i.i.d. delay in `[0, max_delay_ms]`. Trades are generated
@@ -288,7 +307,7 @@ pub struct SymbolStream {
     /// The next trade in event order, not yet buffered: every later trade has an event time
     /// (hence an arrival) at least its event time.
     lookahead: Option<Arrival>,
-    buffer: BinaryHeap<Arrival>,
+    buffer: ReorderBuffer,
     position: u64,
 }
 
@@ -300,7 +319,7 @@ impl SymbolStream {
             initial: Box::new(generator.clone()),
             generator,
             lookahead: None,
-            buffer: BinaryHeap::new(),
+            buffer: ReorderBuffer::default(),
             position: 0,
         };
         stream.lookahead = stream.generator.next_trade();
@@ -312,10 +331,10 @@ impl SymbolStream {
     /// invariant that makes [`SymbolStream::peek_arrival_ms`] exact.
     fn settle(&mut self) {
         while let Some(next) = self.lookahead {
-            if let Some(head) = self.buffer.peek() {
+            if let Some(head_arrival_ms) = self.buffer.peek_arrival_ms() {
                 // Every trade not yet generated has time ≥ next's time and a larger id, so
                 // it sorts after the head: the head is final.
-                if head.arrival_ms <= next.trade.time_ms {
+                if head_arrival_ms <= next.trade.time_ms {
                     return;
                 }
             }
@@ -341,7 +360,7 @@ impl SymbolStream {
 
     /// Arrival time of the next trade; `None` once the stream is finished.
     pub fn peek_arrival_ms(&self) -> Option<u64> {
-        self.buffer.peek().map(|head| head.arrival_ms)
+        self.buffer.peek_arrival_ms()
     }
 
     /// Moves to `position` (trades already produced), deterministically: afterwards the
@@ -350,7 +369,7 @@ impl SymbolStream {
     pub fn skip_to(&mut self, position: u64) {
         if position < self.position {
             self.generator = (*self.initial).clone();
-            self.buffer.clear();
+            self.buffer = ReorderBuffer::default();
             self.position = 0;
             self.lookahead = self.generator.next_trade();
             self.settle();
@@ -366,7 +385,7 @@ impl Iterator for SymbolStream {
         let head = self.buffer.pop()?;
         self.position += 1;
         self.settle();
-        Some((head.arrival_ms, head.trade))
+        Some(head)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -128,6 +128,17 @@ fn events_split_exactly_by_weight() {
     );
     assert_eq!(split_by_weight(7, &[2, 1]), vec![5, 2]);
     assert_eq!(
+        split_by_weight(10, &[1, 2]),
+        vec![3, 7],
+        "largest remainder, not first"
+    );
+    // 7 × weights / 100 = 2.1 1.4 0.56 0.84 0.7 0.42 0.56 0.42: the 4 left go to the largest
+    // remainders, ties to the lower index.
+    assert_eq!(
+        split_by_weight(7, &[30, 20, 8, 12, 10, 6, 8, 6]),
+        vec![2, 1, 1, 1, 1, 0, 1, 0]
+    );
+    assert_eq!(
         split_by_weight(u64::MAX, &[1, 1]),
         vec![u64::MAX / 2 + 1, u64::MAX / 2]
     );
@@ -550,4 +561,57 @@ fn default_symbols_are_the_eight() {
             "AVAXUSDT"
         ]
     );
+}
+
+/// A partition's trades in event order.
+fn event_order(mut stream: Vec<(u64, Trade)>) -> Vec<Trade> {
+    stream.sort_by_key(|(_, t)| (t.time_ms, t.id));
+    stream.into_iter().map(|(_, t)| t).collect()
+}
+
+#[test]
+fn realized_volatility_matches_the_profile() {
+    let two = vec![sym("BTCUSDT"), sym("ETHUSDT")];
+    let config = GeneratorConfig {
+        symbols: two,
+        ..config(400_000)
+    };
+    for stream in collect_partitions(&config) {
+        let trades = event_order(stream);
+        let symbol = trades[0].symbol;
+        // The last price of every 50 ms: sampling keeps the one-tick bid/ask bounce out of
+        // the estimate.
+        let mut samples: Vec<f64> = Vec::new();
+        for pair in trades.windows(2) {
+            if pair[1].time_ms / 50 != pair[0].time_ms / 50 {
+                samples.push(pair[0].price.to_f64());
+            }
+        }
+        let squares: f64 = samples.windows(2).map(|w| (w[1] / w[0]).ln().powi(2)).sum();
+        let years = (samples.len() - 1) as f64 * 0.05 / (365.25 * 86_400.0);
+        let realized = (squares / years).sqrt();
+        let expected = profile(&symbol).volatility;
+        assert!(
+            (realized / expected - 1.0).abs() < 0.2,
+            "{symbol}: {realized} vs {expected}"
+        );
+    }
+}
+
+#[test]
+fn aggressor_side_is_balanced_and_sticky() {
+    for stream in collect_partitions(&config(50_000)) {
+        let trades = event_order(stream);
+        let n = trades.len() as f64;
+        let sells = trades.iter().filter(|t| t.buyer_maker).count() as f64;
+        let repeats = trades
+            .windows(2)
+            .filter(|w| w[0].buyer_maker == w[1].buyer_maker)
+            .count();
+        assert!((sells / n - 0.5).abs() < 0.05, "{sells} of {n}");
+        assert!(
+            (repeats as f64 / (n - 1.0) - 0.65).abs() < 0.05,
+            "{repeats} of {n}"
+        );
+    }
 }

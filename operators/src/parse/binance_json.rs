@@ -108,21 +108,25 @@ enum Key {
 }
 
 impl Key {
-    #[inline]
+    #[inline(always)]
     fn of(key: &[u8]) -> Key {
         match key {
-            b"e" => Key::E,
-            b"s" => Key::LowerS,
-            b"t" => Key::LowerT,
-            b"p" => Key::P,
-            b"q" => Key::Q,
-            b"T" => Key::UpperT,
-            b"m" => Key::M,
-            b"B" => Key::UpperB,
-            b"S" => Key::UpperS,
-            b"u" => Key::U,
-            b"b" => Key::LowerB,
-            b"a" => Key::LowerA,
+            // One-letter keys are nearly all of them: a jump on one byte.
+            [b] => match b {
+                b'e' => Key::E,
+                b's' => Key::LowerS,
+                b't' => Key::LowerT,
+                b'p' => Key::P,
+                b'q' => Key::Q,
+                b'T' => Key::UpperT,
+                b'm' => Key::M,
+                b'B' => Key::UpperB,
+                b'S' => Key::UpperS,
+                b'u' => Key::U,
+                b'b' => Key::LowerB,
+                b'a' => Key::LowerA,
+                _ => Key::Other,
+            },
             b"stream" => Key::Stream,
             b"data" => Key::Data,
             b"lastUpdateId" => Key::LastUpdateId,
@@ -182,7 +186,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// At an opening quote: the raw contents and whether they hold an escape.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<(&'a [u8], bool), RejectReason> {
         let start = self.pos + 1;
         let mut i = start;
@@ -214,7 +218,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -224,7 +228,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number token, strictly by the JSON grammar.
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Result<&'a [u8], RejectReason> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
@@ -266,7 +270,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A value at nesting `depth`: scalars kept, containers skipped.
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, depth: u32) -> Result<Val<'a>, RejectReason> {
         match self.peek() {
             Some(b'"') => {
@@ -383,9 +387,12 @@ impl<'a> Scanner<'a> {
                         Key::LowerA => fields.has_a = true,
                         _ => fields.has_last_update_id = true,
                     }
-                    self.skip_value(depth)?;
+                    self.value(depth)?;
                 }
-                Key::Stream | Key::Data | Key::Other => self.skip_value(depth)?,
+                // `value` skips containers and is inlined for the common scalars.
+                Key::Stream | Key::Data | Key::Other => {
+                    self.value(depth)?;
+                }
             }
             self.skip_ws();
             match self.peek() {

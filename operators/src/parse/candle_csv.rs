@@ -389,7 +389,8 @@ mod tests {
     /// Days since 1970-01-01 to a date, by walking whole years then months: slow but plainly
     /// right, and independent of the parser's formula.
     fn civil_from_days(mut days: u64) -> (u64, u64, u64) {
-        let leap = |y: u64| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let leap =
+            |y: u64| y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         let mut year = 1970;
         loop {
             let len = if leap(year) { 366 } else { 365 };

@@ -327,3 +327,89 @@ mod tests {
         }
     }
 }
+
+/// Throughput of the hot path; run with
+/// `cargo test --release -p tickflow-operators parse::throughput -- --ignored --nocapture`.
+#[cfg(test)]
+mod throughput {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    use super::*;
+
+    fn measure(name: &str, format: Format, lines: &[String]) {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let mut ok = 0u64;
+            for line in lines {
+                if let Ok(Record::Trade(_)) = format.parse_line(black_box(line.as_bytes())) {
+                    ok += 1;
+                }
+            }
+            best = best.min(start.elapsed().as_secs_f64());
+            assert_eq!(ok, lines.len() as u64);
+        }
+        let bytes: usize = lines.iter().map(String::len).sum();
+        println!(
+            "{name}: {:.2} M lines/s, {:.0} MB/s ({} lines, {:.0} bytes/line)",
+            lines.len() as f64 / best / 1e6,
+            bytes as f64 / best / 1e6,
+            lines.len(),
+            bytes as f64 / lines.len() as f64
+        );
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a check: run it in release mode"]
+    fn trade_lines_per_second() {
+        const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"];
+        let n = 1_000_000u64;
+        let json: Vec<String> = (0..n)
+            .map(|i| {
+                let price = 4_000_000 + (i * 7919) % 100_000;
+                format!(
+                    r#"{{"e":"trade","E":{},"s":"{}","t":{},"p":"{}.{:02}","q":"{}.{:05}","b":{},"a":{},"T":{},"m":{}}}"#,
+                    1_700_000_000_125 + i * 3,
+                    SYMBOLS[(i % 4) as usize],
+                    123_456 + i,
+                    price / 100,
+                    price % 100,
+                    i % 3,
+                    (i * 31) % 100_000 + 1,
+                    88 + i * 2,
+                    50 + i * 2,
+                    1_700_000_000_123 + i * 3,
+                    i % 2 == 0
+                )
+            })
+            .collect();
+        measure("binance json", Format::BinanceJson, &json);
+        let wrapped: Vec<String> = json
+            .iter()
+            .map(|l| format!(r#"{{"stream":"btcusdt@trade","data":{l}}}"#))
+            .collect();
+        measure(
+            "binance json, combined stream",
+            Format::BinanceJson,
+            &wrapped,
+        );
+        let csv: Vec<String> = (0..n)
+            .map(|i| {
+                let price = 4_000_000 + (i * 7919) % 100_000;
+                format!(
+                    "{},{}.{:02},{}.{:05},123.45,{},{}",
+                    123_456 + i,
+                    price / 100,
+                    price % 100,
+                    i % 3,
+                    (i * 31) % 100_000 + 1,
+                    1_700_000_000_123 + i * 3,
+                    if i % 2 == 0 { "True" } else { "False" }
+                )
+            })
+            .collect();
+        let symbol = InlineStr::new("BTCUSDT").expect("short");
+        measure("binance csv", Format::BinanceCsv { symbol }, &csv);
+    }
+}

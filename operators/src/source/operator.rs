@@ -81,6 +81,9 @@ pub struct SourceConfig {
     pub max_lag_ms: u64,
     /// Records read per activation before yielding.
     pub budget: usize,
+    /// Read the partitions one after another, in index order, instead of side by side:
+    /// for the chunks of a file, which follow each other in event time.
+    pub sequential: bool,
     /// Set to end the input early (SIGINT/SIGTERM): partitions are finished where they are.
     pub shutdown: Arc<AtomicBool>,
     /// Process-wide counters for progress reports.
@@ -227,6 +230,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             lateness_ms,
             max_lag_ms,
             budget,
+            sequential,
             shutdown,
             counters,
             slot,
@@ -272,10 +276,20 @@ pub fn partitioned_source<'scope, P: Partition>(
                 return;
             }
 
-            // Poll partitions round-robin so that none starves the others.
+            // Side by side: poll partitions round-robin so that none starves the others.
+            // Sequential: only the first unfinished one.
             let count = parts.len();
+            let first_open = parts.iter().position(|p| !p.finished);
             for step in 0..count {
-                let part = &mut parts[(next_part + step) % count];
+                let at = if sequential {
+                    match first_open {
+                        Some(first) if step == 0 => first,
+                        _ => break,
+                    }
+                } else {
+                    (next_part + step) % count
+                };
+                let part = &mut parts[at];
                 if part.finished {
                     continue;
                 }

@@ -45,7 +45,7 @@ pub fn format_duration(ms: u64) -> String {
         (60_000, "m"),
         (1_000, "s"),
     ] {
-        if ms != 0 && ms % factor == 0 {
+        if ms != 0 && ms.is_multiple_of(factor) {
             return format!("{}{unit}", ms / factor);
         }
     }

@@ -39,8 +39,11 @@ impl<K> WindowKey<K> {
 /// emitted; it is released the moment the window is, so state and capabilities are freed
 /// together.
 struct Stash<K, A> {
-    slots: BTreeMap<u64, (Capability<u64>, FxHashMap<WindowKey<K>, A>)>,
+    slots: BTreeMap<u64, Slot<K, A>>,
 }
+
+/// The capability and the accumulators of one window end.
+type Slot<K, A> = (Capability<u64>, FxHashMap<WindowKey<K>, A>);
 
 impl<K, A> Stash<K, A> {
     fn new() -> Self {

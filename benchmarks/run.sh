@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmark: file → candles → SQLite, against the parse floor.
+#
+# Measures, on a JSON-lines file of generated trades read from the page cache, with the
+# default 1s,1m windows:
+#   1. the parse floor: read + parse only, one thread (benchmarks/parse_floor.rs);
+#   2. the whole pipeline `tickflow run --source file:… --sink sqlite:…` at -w 1 and -w 2;
+#   3. the same with --sink none (the cost of the sink).
+# Each is run RUNS times (default 3); the table gives medians of events/s, and the peak RSS
+# from /usr/bin/time. Results go to stdout as markdown rows for benchmarks/README.md.
+#
+#     bash benchmarks/run.sh [EVENTS]      # default 10000000 (~1.4 GB in bench-data/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
+events=${1:-10000000}
+runs=${RUNS:-3}
+cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
+bin=$CARGO_TARGET_DIR/release/tickflow
+floor=$CARGO_TARGET_DIR/release/parse-floor
+data=bench-data
+mkdir -p "$data"
+file=$data/trades-$events.jsonl
+if [[ ! -s $file ]]; then
+    "$bin" generate --out "$file" --events "$events" --quiet
+fi
+cat "$file" > /dev/null # into the page cache
+size=$(du -m "$file" | cut -f1)
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# run LABEL CMD...: prints "events/s rss_mb" of each run, then the medians.
+measure() {
+    local label=$1
+    shift
+    local rates=() rss=()
+    for ((i = 0; i < runs; i++)); do
+        rm -f "$data"/bench.db*
+        local out
+        out=$( { /usr/bin/time -f "RSS %M" "$@" 2>&1 1>&3; } 3>&1 )
+        local rate
+        rate=$(grep -oE '[0-9.]+ (events|lines)/s' <<< "$out" | head -n 1 | cut -d' ' -f1)
+        rates+=("$rate")
+        rss+=("$(grep -oE 'RSS [0-9]+' <<< "$out" | tail -n 1 | cut -d' ' -f2)")
+    done
+    local r m
+    r=$(printf '%s\n' "${rates[@]}" | median)
+    m=$(printf '%s\n' "${rss[@]}" | median)
+    printf '| %s | %.2fM | %s | %d MB |\n' "$label" "$(bc -l <<< "$r / 1000000")" "$(printf '%s ' "${rates[@]}")" "$((m / 1024))"
+}
+
+echo "file: $file ($events trades, $size MB); $(nproc) cores; runs: $runs"
+echo "| what | median events/s | all runs | peak RSS |"
+echo "|---|---|---|---|"
+measure "parse floor (read + parse, 1 thread)" "$floor" "$file"
+measure "file → candles → none, -w 1" "$bin" run --source "file:$file" --sink none -w 1 --quiet
+measure "file → candles → none, -w 2" "$bin" run --source "file:$file" --sink none -w 2 --quiet
+measure "file → candles → SQLite, -w 1" "$bin" run --source "file:$file" --sink "sqlite:$data/bench.db" -w 1 --quiet
+measure "file → candles → SQLite, -w 2" "$bin" run --source "file:$file" --sink "sqlite:$data/bench.db" -w 2 --quiet

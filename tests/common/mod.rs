@@ -1,0 +1,81 @@
+//! Helpers for the end-to-end tests: run the real binary, read the real database.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rusqlite::types::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tickflow");
+
+/// Runs `tickflow ARGS` in `dir` and returns its output; panics with stderr on failure.
+pub fn tickflow(dir: &Path, args: &[&str]) -> Output {
+    let output = tickflow_unchecked(dir, args);
+    assert!(
+        output.status.success(),
+        "tickflow {args:?} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn tickflow_unchecked(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--quiet")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("tickflow runs")
+}
+
+/// All rows of `query`, every value rendered as text (BLOBs as lossy text).
+pub fn rows(db: &Path, query: &str) -> Vec<Vec<String>> {
+    let connection = rusqlite::Connection::open(db).expect("database opens");
+    let mut statement = connection.prepare(query).expect("query prepares");
+    let columns = statement.column_count();
+    let mut rows = statement.query([]).expect("query runs");
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().expect("row") {
+        out.push(
+            (0..columns)
+                .map(|i| match row.get::<_, Value>(i).expect("value") {
+                    Value::Null => "NULL".to_owned(),
+                    Value::Integer(v) => v.to_string(),
+                    Value::Real(v) => v.to_string(),
+                    Value::Text(t) => t,
+                    Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+pub fn candles(db: &Path) -> Vec<Vec<String>> {
+    rows(
+        db,
+        "SELECT * FROM candles ORDER BY symbol, window_ms, start_ms",
+    )
+}
+
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// Writes generated trades with `tickflow generate`.
+pub fn generate(dir: &Path, name: &str, events: u64) -> PathBuf {
+    let events = events.to_string();
+    tickflow(dir, &["generate", "--out", name, "--events", &events]);
+    dir.join(name)
+}
+
+/// A free localhost TCP port (racy in principle; fine for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
