@@ -66,10 +66,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let communication = cluster_config(workers, processes, process, hostfile.as_deref())?;
 
+    let paced = source == "generate" && generator.rate > 0.0;
     let (input, source_name, format) = match source.as_str() {
         "generate" => {
             let defaults = GeneratorConfig::default();
-            let paced = generator.rate > 0.0;
             let config = GeneratorConfig {
                 seed: generator.seed,
                 symbols: match generator.symbols.as_deref() {
@@ -255,7 +255,28 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!("{}", summary(&total, &status, process, processes, seconds));
+    if paced && !status.window_lags_ms.is_empty() {
+        println!("{}", latency_line(&status.window_lags_ms, lateness_ms));
+    }
     Ok(())
+}
+
+/// Percentiles of the time from a window's end to its commit. With the paced generator event
+/// time follows the wall clock, so this is the result latency a user sees; it includes the
+/// allowed lateness, which a window must wait for by definition.
+fn latency_line(lags: &[u64], lateness_ms: u64) -> String {
+    let mut lags = lags.to_vec();
+    lags.sort_unstable();
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "tickflow: window end → committed: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms over {} candles (includes the {} ms lateness)",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0),
+        lags.len(),
+        lateness_ms
+    )
 }
 
 /// The one-line summary of a finished run.

@@ -510,3 +510,58 @@ fn generator_source_ends_after_n_events_with_every_trade_in_the_candles() {
     );
     assert_eq!(candles(&db), candles(&path(dir, "f.db")));
 }
+
+#[test]
+fn an_interrupted_live_run_flushes_everything_it_read_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    // The main job's shape: the paced generator, no --events, until SIGINT.
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--rate",
+            "4000",
+            "-w",
+            "2",
+            "--sink",
+            "sqlite:live.db",
+            "--quiet",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {}: {stderr}", out.status);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let trades: u64 = summary
+        .split(" trades")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no trade count in {summary:?}"));
+    assert!(trades > 1000, "{summary}");
+    let db = path(dir, "live.db");
+    for window in ["1000", "60000"] {
+        let sum = rows(
+            &db,
+            &format!("SELECT sum(trades) FROM candles WHERE window_ms = {window}"),
+        );
+        assert_eq!(sum, vec![vec![trades.to_string()]], "window {window}");
+    }
+    // Every partition's offset says where it stopped, and they add up to what was read.
+    let offsets = rows(
+        &db,
+        "SELECT sum(next_offset), min(finished) FROM source_offsets",
+    );
+    assert_eq!(offsets, vec![vec![trades.to_string(), "1".to_owned()]]);
+}

@@ -74,7 +74,14 @@ pub struct SinkStatus {
     pub commits: u64,
     /// The writer's error, if it failed.
     pub error: Option<String>,
+    /// For each committed candle, wall-clock ms from its window's end to its commit (a
+    /// latency when event time is wall time, as with the paced generator). At most
+    /// [`MAX_LAG_SAMPLES`] are kept.
+    pub window_lags_ms: Vec<u64>,
 }
+
+/// Most window lag samples kept in [`SinkStatus`].
+pub const MAX_LAG_SAMPLES: usize = 1 << 20;
 
 /// Commits queued towards the writer thread at most.
 const IN_FLIGHT: usize = 4;
@@ -102,6 +109,22 @@ impl WriterThread {
                     if let Ok(mut status) = status.lock() {
                         match &result {
                             Ok(()) => {
+                                let now = crate::source::now_ms();
+                                // The final commit closes windows by ending the input, not by
+                                // time passing: it says nothing of latency.
+                                let room = match commit.frontier {
+                                    Some(_) => {
+                                        MAX_LAG_SAMPLES.saturating_sub(status.window_lags_ms.len())
+                                    }
+                                    None => 0,
+                                };
+                                status.window_lags_ms.extend(
+                                    commit
+                                        .candles
+                                        .iter()
+                                        .take(room)
+                                        .map(|c| now.saturating_sub(c.start_ms + c.window_ms)),
+                                );
                                 status.candles += commit.candles.len() as u64;
                                 status.rejects += commit.rejects.len() as u64;
                                 status.commits += 1;
