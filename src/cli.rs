@@ -26,13 +26,16 @@ pub enum Command {
     Run(RunArgs),
     /// Write generated trades to a file as Binance trade-stream JSON lines.
     Generate(GenerateArgs),
+    /// Write generated or replayed trades into a Kafka topic (created if missing).
+    Produce(ProduceArgs),
     /// Run a SQL query on a SQLite result database and print the rows as tab-separated text.
     Sql(SqlArgs),
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// generate | file:PATH (.jsonl, .json, .csv, optionally .gz; '-' = stdin)
+    /// generate | file:PATH (.jsonl, .json, .csv, optionally .gz; '-' = stdin) |
+    /// kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=ID]
     #[arg(long, default_value = "generate", value_name = "SPEC")]
     pub source: String,
     /// sqlite:PATH | none
@@ -62,6 +65,15 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Kafka: stop once every partition has reached its high watermark at start.
+    #[arg(long)]
+    pub exit_at_end: bool,
+    /// Kafka: a partition caught up and quiet this long stops holding the watermark back.
+    #[arg(long, default_value = "5s", value_name = "DUR")]
+    pub idle_timeout: String,
+    /// Kafka: how long to wait at start for the broker and the topic.
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub topic_wait: String,
     /// How far (event time) sources may run ahead of the committed results.
     #[arg(long, default_value = "10m", value_name = "DUR", hide = true)]
     pub max_lag: String,
@@ -74,9 +86,10 @@ pub struct GeneratorArgs {
     /// Generator: stop after N events [default: never].
     #[arg(long, value_name = "N")]
     pub events: Option<u64>,
-    /// Generator: events per second in real time; 0 = as fast as possible.
-    #[arg(long, default_value_t = 1000.0, value_name = "R")]
-    pub rate: f64,
+    /// Events per second in real time; 0 = as fast as possible [default: 1000 for `run`,
+    /// 0 for `produce`].
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
     /// Generator: random seed.
     #[arg(long, default_value_t = 42, value_name = "S")]
     pub seed: u64,
@@ -118,6 +131,24 @@ pub struct GenerateArgs {
     /// No progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The topic: kafka://HOST:PORT[,HOST:PORT...]/TOPIC
+    #[arg(long, value_name = "SPEC")]
+    pub to: String,
+    /// generate | file:PATH (JSON lines, optionally .gz; '-' = stdin): lines are sent as they are
+    #[arg(long, default_value = "generate", value_name = "SPEC")]
+    pub source: String,
+    /// Partitions of the topic when it has to be created.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub partitions: i32,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
 }
 
 #[derive(Debug, Args)]

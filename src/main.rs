@@ -3,6 +3,7 @@
 
 mod cli;
 mod generate;
+mod produce;
 mod progress;
 mod run;
 mod sql;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         None => run::run(cli.run),
         Some(cli::Command::Run(args)) => run::run(args),
         Some(cli::Command::Generate(args)) => generate::generate(args),
+        Some(cli::Command::Produce(args)) => produce::produce(args),
         Some(cli::Command::Sql(args)) => sql::sql(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! `tickflow run`: start timely, wire source → dataflows → sink on every worker, report.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use timely::{CommunicationConfig, WorkerConfig};
 use tickflow_dataflows::candles;
 use tickflow_operators::file::FileSource;
 use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
+use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
 use tickflow_operators::model::Symbol;
 use tickflow_operators::parse::Format;
 use tickflow_operators::sink::{commit_sink, NoneWriter, SinkStatus, Writer};
@@ -32,6 +34,12 @@ const BUDGET: usize = 4096;
 enum Input {
     File(Arc<FileSource>),
     Generate(GeneratorConfig),
+    Kafka {
+        source: KafkaSource,
+        resume: HashMap<u32, u64>,
+        exit_at_end: bool,
+        idle_timeout: Duration,
+    },
 }
 
 /// Where results go.
@@ -54,8 +62,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         symbol,
         quiet,
         max_lag,
+        exit_at_end,
+        idle_timeout,
+        topic_wait,
         generator,
     } = args;
+    let idle_timeout =
+        Duration::from_millis(parse_duration(&idle_timeout).context("--idle-timeout")?);
+    let topic_wait = Duration::from_millis(parse_duration(&topic_wait).context("--topic-wait")?);
     let windows = Windows::parse(&windows).context("--windows")?;
     let lateness_ms = parse_duration(&lateness).context("--lateness")?;
     let max_lag_ms = parse_duration(&max_lag).context("--max-lag")?;
@@ -66,7 +80,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let communication = cluster_config(workers, processes, process, hostfile.as_deref())?;
 
-    let paced = source == "generate" && generator.rate > 0.0;
+    let rate = generator.rate.unwrap_or(1000.0);
+    let paced = source == "generate" && rate > 0.0;
     let (input, source_name, format) = match source.as_str() {
         "generate" => {
             let defaults = GeneratorConfig::default();
@@ -77,7 +92,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     None => defaults.symbols.clone(),
                 },
                 events: generator.events,
-                rate: generator.rate,
+                rate,
                 start_ms: generator.start_ms.unwrap_or(if paced {
                     now_ms()
                 } else {
@@ -93,9 +108,27 @@ pub fn run(args: RunArgs) -> Result<()> {
                 Format::BinanceJson,
             )
         }
+        spec if spec.starts_with("kafka://") => {
+            let kafka = KafkaSpec::parse(spec)?;
+            let name = kafka.source_name();
+            let resume = match &sink_path(&sink) {
+                Some(path) => {
+                    SqliteWriter::stored_offsets(path, &name).map_err(anyhow::Error::msg)?
+                }
+                None => HashMap::new(),
+            };
+            let source = KafkaSource::open(kafka, topic_wait)?;
+            let input = Input::Kafka {
+                source,
+                resume,
+                exit_at_end,
+                idle_timeout,
+            };
+            (input, name, Format::BinanceJson)
+        }
         spec => {
             let Some(path) = spec.strip_prefix("file:") else {
-                bail!("--source {spec:?}: expected generate or file:PATH (kafka:// comes with the Kafka connector)");
+                bail!("--source {spec:?}: expected generate, file:PATH or kafka://HOST:PORT/TOPIC");
             };
             let symbol = symbol.as_deref().map(parse_symbol).transpose()?;
             let file =
@@ -200,6 +233,26 @@ pub fn run(args: RunArgs) -> Result<()> {
                             GeneratedPartition::new(s, config.rate > 0.0, config.start_ms, now)
                         })
                         .collect();
+                    partitioned_source(
+                        scope,
+                        source_config,
+                        parts,
+                        probe.clone(),
+                        Rc::clone(&tally),
+                    )
+                }
+                Input::Kafka {
+                    source,
+                    resume,
+                    exit_at_end,
+                    idle_timeout,
+                } => {
+                    let parts = source
+                        .partitions(index, peers, resume, *exit_at_end, *idle_timeout)
+                        .unwrap_or_else(|error| {
+                            tally.borrow_mut().errors.push(error.to_string());
+                            Vec::new()
+                        });
                     partitioned_source(
                         scope,
                         source_config,
@@ -356,6 +409,13 @@ fn cluster_config(
         report: false,
         zerocopy: false,
     })
+}
+
+/// The database file of a `sqlite:` sink spec.
+fn sink_path(sink: &str) -> Option<String> {
+    sink.strip_prefix("sqlite:")
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
 }
 
 pub fn parse_symbol(text: &str) -> Result<Symbol> {

@@ -5,6 +5,8 @@
 
 pub mod file;
 pub mod generator;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod model;
 pub mod parse;
 pub mod sink;

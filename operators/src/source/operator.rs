@@ -32,6 +32,13 @@ pub trait Partition: 'static {
     fn error(&self) -> Option<String> {
         None
     }
+    /// Whether the partition is idle: caught up and quiet for a while. An idle partition's
+    /// watermark follows the wall clock (minus the lateness) rather than its last record, so
+    /// it does not hold windows open; when it has data again, records behind the source's
+    /// capability are late.
+    fn idle(&self) -> bool {
+        false
+    }
 }
 
 /// One record as a partition delivers it.
@@ -276,6 +283,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                 return;
             }
 
+            let held_time = *held[0].time();
             // Side by side: poll partitions round-robin so that none starves the others.
             // Sequential: only the first unfinished one.
             let count = parts.len();
@@ -352,14 +360,18 @@ pub fn partitioned_source<'scope, P: Partition>(
                             }
                         };
                         let max = max_seen.get_or_insert(event_time);
-                        if event_time < max.saturating_sub(lateness_ms) {
+                        // Behind the partition's watermark, or (for a partition that was idle
+                        // while the others moved on) behind what the source has promised.
+                        if event_time < max.saturating_sub(lateness_ms)
+                            || windows.coarsen(event_time) < held_time
+                        {
                             *local
                                 .rejected
                                 .entry(RejectReason::Late.as_str())
                                 .or_default() += 1;
                             let detail = format!(
-                                "event time {event_time} is before the partition's watermark {}",
-                                *max - lateness_ms
+                                "event time {event_time} is before the watermark {}",
+                                max.saturating_sub(lateness_ms).max(held_time)
                             );
                             staged.rejects.push(reject(RejectReason::Late, detail));
                             return;
@@ -414,10 +426,22 @@ pub fn partitioned_source<'scope, P: Partition>(
             }
 
             // Advance the capability to the new minimum watermark and report progress.
+            // An idle partition follows the wall clock instead of its last record: for a live
+            // feed event time is wall time, and for historical data this takes the idle
+            // partition out of the minimum. Either way it no longer holds windows open, and
+            // what it reads later behind the capability is late.
+            let wall = now.saturating_sub(lateness_ms);
             let low = parts
                 .iter()
                 .filter(|p| !p.finished)
-                .map(|p| windows.coarsen(p.watermark(lateness_ms)))
+                .map(|p| {
+                    let own = p.watermark(lateness_ms);
+                    windows.coarsen(if p.partition.idle() {
+                        own.max(wall)
+                    } else {
+                        own
+                    })
+                })
                 .min();
             let mut reports = Vec::new();
             for part in parts.iter_mut() {

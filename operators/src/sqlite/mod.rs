@@ -12,6 +12,8 @@
 //! database (another connection holding a lock) is retried for up to 60 s by SQLite itself;
 //! any other error fails the run with the path in the message.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection};
 
 use crate::sink::{Commit, Writer};
@@ -85,6 +87,26 @@ impl SqliteWriter {
             path: path.to_owned(),
             connection,
         })
+    }
+
+    /// The stored resume offsets of `source` in the database at `path`, by partition; empty
+    /// when the database or the table does not exist yet.
+    pub fn stored_offsets(path: &str, source: &str) -> Result<HashMap<u32, u64>, String> {
+        if !std::path::Path::new(path).exists() {
+            return Ok(HashMap::new());
+        }
+        let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
+        let connection = Connection::open(path).map_err(fail)?;
+        connection.execute_batch(SCHEMA).map_err(fail)?;
+        let mut statement = connection
+            .prepare("SELECT partition, next_offset FROM source_offsets WHERE source = ?1")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([source], |row| {
+                Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)? as u64))
+            })
+            .map_err(fail)?;
+        rows.collect::<Result<_, _>>().map_err(fail)
     }
 
     fn write_commit(&mut self, commit: &Commit) -> rusqlite::Result<()> {

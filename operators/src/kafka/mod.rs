@@ -1,0 +1,27 @@
+//! Kafka: the production source, and the producer behind `tickflow produce`.
+//!
+//! ```text
+//!  topic partitions 0 1 2 3 …          partition p is read by global worker p mod W
+//!       │  assign() at stored offsets  (every process computes the same assignment:
+//!       ▼                               no consumer group, no rebalancing)
+//!  BaseConsumer per worker ──split──▶ one queue per partition ──▶ Partition (source op)
+//! ```
+//!
+//! Progress: each Kafka partition is a source partition with its own watermark; the offsets
+//! of the next records to read are committed with the results in the sink's transaction
+//! (`source_offsets`), and a restarted run assigns its partitions at those offsets, not at
+//! Kafka's committed group offsets. Polling never blocks a worker: queues are polled with a
+//! zero timeout and a bounded budget. An idle partition (caught up with its high watermark
+//! and quiet for `idle_timeout`) stops holding the watermark back until it has data again.
+//!
+//! Retries: librdkafka reconnects by itself with capped backoff (`reconnect.backoff.*`);
+//! while the broker is away partitions simply have no data. Only a topic that does not
+//! exist after the start-up timeout is an error of the run.
+
+mod config;
+mod produce;
+mod source;
+
+pub use config::{KafkaError, KafkaSpec};
+pub use produce::{ProduceReport, TradeProducer};
+pub use source::{KafkaPartition, KafkaSource};

@@ -1,0 +1,169 @@
+//! Kafka ingress against librdkafka's mock cluster (the real wire protocol, in-process, on
+//! a localhost port the tickflow binary connects to).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+fn mock_cluster(
+    topic: &str,
+    partitions: i32,
+) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster starts");
+    cluster.create_topic(topic, partitions, 1).expect("topic");
+    cluster
+}
+
+#[test]
+fn a_partitioned_topic_read_by_two_workers_gives_the_file_candles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let file = generate(dir, "t.jsonl", 100_000);
+    let cluster = mock_cluster("trades", 4);
+    let topic = format!("kafka://{}/trades", cluster.bootstrap_servers());
+    let source = format!("file:{}", file.display());
+
+    let out = tickflow(dir, &["produce", "--to", &topic, "--source", &source]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("produced 100000 messages"), "{said}");
+
+    tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &source,
+            "--sink",
+            "sqlite:file.db",
+            "-w",
+            "1",
+        ],
+    );
+    let out = tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &topic,
+            "--exit-at-end",
+            "--sink",
+            "sqlite:kafka.db",
+            "-w",
+            "2",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("100000 trades"), "{said}");
+    let expected = candles(&path(dir, "file.db"));
+    assert!(expected.len() > 50);
+    assert_eq!(candles(&path(dir, "kafka.db")), expected);
+    // Every partition's resume offset is its end.
+    assert_eq!(
+        rows(
+            &path(dir, "kafka.db"),
+            "SELECT count(*), sum(next_offset) FROM source_offsets"
+        ),
+        vec![vec!["4".to_owned(), "100000".to_owned()]]
+    );
+}
+
+#[test]
+fn an_idle_partition_does_not_stall_the_windows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = mock_cluster("quiet", 2);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .expect("producer");
+    // Ten seconds of trades, all in partition 0; partition 1 stays empty.
+    for i in 0..1000u64 {
+        let t = 1_700_000_000_000 + i * 10;
+        let line = format!(
+            r#"{{"e":"trade","E":{t},"s":"BTCUSDT","t":{i},"p":"43000.5","q":"0.01","b":1,"a":2,"T":{t},"m":true}}"#
+        );
+        producer
+            .send(BaseRecord::<(), _>::to("quiet").partition(0).payload(&line))
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+
+    let topic = format!("kafka://{}/quiet", cluster.bootstrap_servers());
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--source",
+            &topic,
+            "--idle-timeout",
+            "1s",
+            "--sink",
+            "sqlite:idle.db",
+            "-w",
+            "2",
+            "--quiet",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    // Without idleness the empty partition would hold the watermark at 0 and nothing would
+    // be written before the run ends; with it, closed windows are committed while it runs.
+    let db = path(dir, "idle.db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut written = 0;
+    while Instant::now() < deadline {
+        if db.exists() {
+            written = rows(&db, "SELECT count(*) FROM candles WHERE window_ms = 1000")[0][0]
+                .parse::<u32>()
+                .unwrap_or(0);
+            if written >= 7 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let still_running = child.try_wait().expect("status").is_none();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("ends").success());
+    assert!(still_running, "the run ended by itself");
+    // Windows up to the watermark (max 9.99 s − 2 s lateness) closed while running.
+    assert!(
+        written >= 7,
+        "only {written} one-second windows were committed while running"
+    );
+}
+
+#[test]
+fn a_missing_topic_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = mock_cluster("exists", 1);
+    let topic = format!("kafka://{}/absent", cluster.bootstrap_servers());
+    let out = tickflow_unchecked(
+        dir.path(),
+        &[
+            "run",
+            "--source",
+            &topic,
+            "--topic-wait",
+            "2s",
+            "--sink",
+            "none",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("topic \"absent\" does not exist"),
+        "{stderr}"
+    );
+}
