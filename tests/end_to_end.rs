@@ -450,7 +450,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         (vec!["run", "--lateness", "2 sec"], "--lateness"),
         (
             vec!["run", "--source", "ftp://x"],
-            "expected generate or file:PATH",
+            "expected generate, file:PATH or kafka://",
         ),
         (
             vec!["run", "--sink", "mysql://x"],
