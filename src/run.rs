@@ -18,11 +18,11 @@ use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_
 use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
 use tickflow_operators::model::Symbol;
 use tickflow_operators::parse::Format;
-use tickflow_operators::sink::{commit_sink, NoneWriter, SinkStatus, Writer};
+use tickflow_operators::sink::{commit_sink, NoneWriter, SinkOptions, SinkStatus, Writer};
 use tickflow_operators::source::{
     now_ms, partitioned_source, Counters, GeneratedPartition, SourceConfig, Tally,
 };
-use tickflow_operators::sqlite::SqliteWriter;
+use tickflow_operators::sqlite::{SqliteWriter, StoredProgress};
 use tickflow_operators::window::{format_duration, parse_duration, Windows};
 
 use crate::cli::RunArgs;
@@ -36,7 +36,7 @@ enum Input {
     Generate(GeneratorConfig),
     Kafka {
         source: KafkaSource,
-        resume: HashMap<u32, u64>,
+        resume: HashMap<u32, (u64, Option<u64>)>,
         exit_at_end: bool,
         idle_timeout: Duration,
     },
@@ -81,6 +81,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let communication = cluster_config(workers, processes, process, hostfile.as_deref())?;
 
     let rate = generator.rate.unwrap_or(1000.0);
+    // Set when resuming a source from where an earlier run into the same sink stopped.
+    let mut resume_from = None;
     let paced = source == "generate" && rate > 0.0;
     let (input, source_name, format) = match source.as_str() {
         "generate" => {
@@ -111,16 +113,17 @@ pub fn run(args: RunArgs) -> Result<()> {
         spec if spec.starts_with("kafka://") => {
             let kafka = KafkaSpec::parse(spec)?;
             let name = kafka.source_name();
-            let resume = match &sink_path(&sink) {
+            let stored = match &sink_path(&sink) {
                 Some(path) => {
-                    SqliteWriter::stored_offsets(path, &name).map_err(anyhow::Error::msg)?
+                    SqliteWriter::stored_progress(path, &name).map_err(anyhow::Error::msg)?
                 }
-                None => HashMap::new(),
+                None => StoredProgress::default(),
             };
+            resume_from = stored.frontier;
             let source = KafkaSource::open(kafka, topic_wait)?;
             let input = Input::Kafka {
                 source,
-                resume,
+                resume: stored.partitions,
                 exit_at_end,
                 idle_timeout,
             };
@@ -210,6 +213,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             max_lag_ms,
             budget: BUDGET,
             sequential: matches!(input.as_ref(), Input::File(_)),
+            resumable: matches!(input.as_ref(), Input::Kafka { .. }),
             shutdown: Arc::clone(&shutdown),
             counters: Arc::clone(&worker_counters),
             slot: index % workers,
@@ -275,11 +279,22 @@ pub fn run(args: RunArgs) -> Result<()> {
                         .unwrap_or_else(|| Box::new(NoneWriter))
                 },
                 status,
+                SinkOptions {
+                    source: source_name.clone(),
+                    longest_window_ms: windows.sizes().last().copied().unwrap_or(1),
+                    resume_from,
+                },
             )
             .probe_with(&probe);
         });
         while !probe.done() {
             if worker_status.lock().is_ok_and(|s| s.error.is_some()) {
+                // The sink failed and keeps its capability (it claims no progress it has not
+                // made), so the dataflow can never complete: drop it, or timely would step
+                // it forever after this closure returns.
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
                 break;
             }
             worker.step_or_park(Some(Duration::from_millis(100)));

@@ -565,3 +565,43 @@ fn an_interrupted_live_run_flushes_everything_it_read_and_exits_zero() {
     );
     assert_eq!(offsets, vec![vec![trades.to_string(), "1".to_owned()]]);
 }
+
+#[test]
+fn a_failing_sink_stops_the_run_with_its_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let file = generate(dir, "t.jsonl", 20_000);
+    // Fault injection: the database refuses every candle.
+    let db = path(dir, "bad.db");
+    let connection = rusqlite::Connection::open(&db).expect("opens");
+    connection
+        .execute_batch(
+            "CREATE TABLE candles (symbol TEXT NOT NULL, window_ms INTEGER NOT NULL, \
+             start_ms INTEGER NOT NULL, open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL, \
+             close TEXT NOT NULL, volume TEXT NOT NULL, quote_volume TEXT, vwap TEXT, trades INTEGER, \
+             PRIMARY KEY (symbol, window_ms, start_ms)) WITHOUT ROWID;
+             CREATE TRIGGER refuse BEFORE INSERT ON candles BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        )
+        .expect("schema");
+    drop(connection);
+    let out = tickflow_unchecked(
+        dir,
+        &[
+            "run",
+            "--source",
+            &format!("file:{}", file.display()),
+            "--sink",
+            "sqlite:bad.db",
+            "-w",
+            "2",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("injected failure"), "{stderr}");
+    // Nothing was claimed: no offsets recorded as committed.
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM source_offsets"),
+        vec![vec!["0"]]
+    );
+}

@@ -98,7 +98,7 @@ impl KafkaSource {
         &self,
         worker: usize,
         workers: usize,
-        resume: &HashMap<u32, u64>,
+        resume: &HashMap<u32, (u64, Option<u64>)>,
         exit_at_end: bool,
         idle_timeout: Duration,
     ) -> Result<Vec<KafkaPartition>, KafkaError> {
@@ -120,7 +120,7 @@ impl KafkaSource {
         let mut assignment = TopicPartitionList::new();
         for &(id, _) in &mine {
             let offset = match resume.get(&(id as u32)) {
-                Some(&next) => Offset::Offset(next as i64),
+                Some(&(next, _)) => Offset::Offset(next as i64),
                 None => Offset::Beginning,
             };
             assignment
@@ -154,7 +154,8 @@ impl KafkaSource {
                             "no queue for partition {id}"
                         )))
                     })?;
-                let next_offset = resume.get(&(id as u32)).copied().unwrap_or(0);
+                let (next_offset, resumed_max) =
+                    resume.get(&(id as u32)).copied().unwrap_or((0, None));
                 Ok(KafkaPartition {
                     consumer: Arc::clone(&consumer),
                     queue,
@@ -166,6 +167,7 @@ impl KafkaSource {
                     last_data: now,
                     idle: false,
                     latest_high,
+                    resumed_max,
                 })
             })
             .collect()
@@ -185,6 +187,8 @@ pub struct KafkaPartition {
     idle: bool,
     /// The partition's high watermark, refreshed by [`watch_high_watermarks`].
     latest_high: Arc<AtomicI64>,
+    /// The running maximum event time where an earlier run left off.
+    resumed_max: Option<u64>,
 }
 
 impl std::fmt::Debug for KafkaPartition {
@@ -213,7 +217,9 @@ impl Partition for KafkaPartition {
     }
 
     fn first_time(&mut self) -> Option<u64> {
-        None
+        // Resuming restores the watermark the earlier run had here; a fresh partition's is
+        // unknown until its first record.
+        self.resumed_max
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {

@@ -37,8 +37,13 @@ use crate::source::{PartitionProgress, RejectRow};
 /// Everything to write in one transaction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Commit {
+    /// The source whose results these are.
+    pub source: String,
     /// All rows before this time are included; `None` for the final commit.
     pub frontier: Option<u64>,
+    /// Every window ending at or before this time is committed, and the offsets resume the
+    /// rest; `None` once the input has ended and every window is final.
+    pub resume_frontier: Option<u64>,
     /// Finished candles.
     pub candles: Vec<Candle>,
     /// Rejected records.
@@ -82,6 +87,20 @@ pub struct SinkStatus {
 
 /// Most window lag samples kept in [`SinkStatus`].
 pub const MAX_LAG_SAMPLES: usize = 1 << 20;
+
+/// How the sink relates to earlier and later runs.
+#[derive(Debug, Clone, Default)]
+pub struct SinkOptions {
+    /// The source's name, for the stored resume frontier.
+    pub source: String,
+    /// The longest window: offsets are stored valid for the start of the longest window still
+    /// open, so a resumed run re-reads everything an open window needs.
+    pub longest_window_ms: u64,
+    /// The frontier an earlier run committed up to: windows ending at or before it are
+    /// already in the tables and are not written again (a resumed run recomputes them from
+    /// partial input).
+    pub resume_from: Option<u64>,
+}
 
 /// Commits queued towards the writer thread at most.
 const IN_FLIGHT: usize = 4;
@@ -164,26 +183,29 @@ struct Pending {
     candles: BTreeMap<u64, Vec<Candle>>,
     rejects: BTreeMap<u64, Vec<RejectRow>>,
     offsets: BTreeMap<u64, Vec<PartitionProgress>>,
+    /// The least frontier at which a source reported stopping early.
+    stopped_at: Option<u64>,
 }
 
 impl Pending {
-    fn earliest(&self) -> Option<u64> {
-        let first = |keys: &mut dyn Iterator<Item = &u64>| keys.next().copied();
-        [
-            first(&mut self.candles.keys()),
-            first(&mut self.rejects.keys()),
-            first(&mut self.offsets.keys()),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    /// Whether a commit at `frontier` would write anything: rows before it, or offsets that
+    /// became due (offsets are due once the aligned frontier passes them).
+    fn has_rows_before(&self, frontier: u64, options: &SinkOptions) -> bool {
+        let before = |t: Option<&u64>| t.is_some_and(|&t| t < frontier);
+        before(self.candles.keys().next())
+            || before(self.rejects.keys().next())
+            || self
+                .offsets
+                .keys()
+                .next()
+                .is_some_and(|&t| t < offsets_until(frontier, options))
     }
 
     /// Takes every row before `frontier` (all of them for `None`) as one commit.
-    fn take_before(&mut self, frontier: Option<u64>) -> Commit {
-        fn split<R>(map: &mut BTreeMap<u64, Vec<R>>, frontier: Option<u64>) -> Vec<R> {
-            let later = match frontier {
-                Some(f) => map.split_off(&f),
+    fn take_before(&mut self, frontier: Option<u64>, options: &SinkOptions) -> Commit {
+        fn split<R>(map: &mut BTreeMap<u64, Vec<R>>, until: Option<u64>) -> Vec<R> {
+            let later = match until {
+                Some(t) => map.split_off(&t),
                 None => BTreeMap::new(),
             };
             std::mem::replace(map, later)
@@ -191,22 +213,50 @@ impl Pending {
                 .flatten()
                 .collect()
         }
-        let mut candles = split(&mut self.candles, frontier);
+        // What the stored offsets must cover: every window still open at the frontier,
+        // the earliest of which starts at the frontier aligned down to the longest window.
+        let resume_frontier = match frontier {
+            Some(f) => Some(f),
+            None => self.stopped_at,
+        };
+        let until = resume_frontier.map(|f| offsets_until(f, options));
+        let already = options.resume_from.unwrap_or(0);
+        let mut candles: Vec<Candle> = split(&mut self.candles, frontier)
+            .into_iter()
+            .filter(|c| {
+                let end = c.start_ms + c.window_ms;
+                // Committed by an earlier run; or (after an early stop) left for the next.
+                end > already
+                    && self
+                        .stopped_at
+                        .is_none_or(|stop| frontier.is_some() || end <= stop)
+            })
+            .collect();
         candles.sort();
         let mut rejects = split(&mut self.rejects, frontier);
         rejects.sort();
         // Latest report per partition wins: reports are made in time order.
         let mut offsets = BTreeMap::new();
-        for report in split(&mut self.offsets, frontier) {
+        for report in split(&mut self.offsets, until) {
             offsets.insert((report.source.clone(), report.partition), report);
         }
         Commit {
+            source: options.source.clone(),
             frontier,
+            resume_frontier,
             candles,
             rejects,
             offsets: offsets.into_values().collect(),
         }
     }
+}
+
+/// Offsets reported before this time are valid for a commit at `frontier`: reports are
+/// valid for their own time, and must cover every window still open at the frontier, the
+/// earliest of which starts at the frontier aligned down to the longest window.
+fn offsets_until(frontier: u64, options: &SinkOptions) -> u64 {
+    let aligned = frontier - frontier % options.longest_window_ms.max(1);
+    aligned.min(frontier.saturating_sub(1)) + 1
 }
 
 /// Builds the sink. Every worker calls it; rows are exchanged to worker 0, which alone runs
@@ -218,6 +268,7 @@ pub fn commit_sink<'scope>(
     offsets: Stream<'scope, u64, Vec<PartitionProgress>>,
     writer: impl FnOnce() -> Box<dyn Writer>,
     status: Arc<Mutex<SinkStatus>>,
+    options: SinkOptions,
 ) -> Stream<'scope, u64, Vec<()>> {
     let scope: Scope<'scope, u64> = candles.scope();
     let mut builder = OperatorBuilder::new("CommitSink".to_owned(), scope);
@@ -264,6 +315,11 @@ pub fn commit_sink<'scope>(
             });
             offsets_in.for_each(|time, data| {
                 if let Some(&t) = time.least() {
+                    for report in data.iter() {
+                        if let Some(at) = report.stopped_at {
+                            pending.stopped_at = Some(pending.stopped_at.map_or(at, |s| s.min(at)));
+                        }
+                    }
                     pending.offsets.entry(t).or_default().append(data);
                 }
             });
@@ -290,11 +346,11 @@ pub fn commit_sink<'scope>(
             if queued.is_none() && in_flight == 0 && !sent_final {
                 let has_rows = match frontier {
                     None => true,
-                    Some(f) => pending.earliest().is_some_and(|t| t < f),
+                    Some(f) => pending.has_rows_before(f, &options),
                 };
                 if has_rows {
                     sent_final = frontier.is_none();
-                    queued = Some(pending.take_before(frontier));
+                    queued = Some(pending.take_before(frontier, &options));
                 } else if let (Some(f), Some(cap)) = (frontier, cap.as_mut()) {
                     // Nothing to write before `f` and nothing in flight: committed up to `f`.
                     if f > *cap.time() {

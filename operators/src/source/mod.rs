@@ -66,8 +66,15 @@ pub struct PartitionProgress {
     pub partition: u32,
     /// Re-reading from this offset reproduces everything not yet committed.
     pub next_offset: u64,
+    /// The greatest event time of the records before `next_offset`: restoring it restores
+    /// the partition's watermark, so a resumed run judges lateness as the first run did.
+    pub max_event_ms: Option<u64>,
     /// Whether the partition has been read to its end.
     pub finished: bool,
+    /// Set when the source stopped early (SIGINT) at this frontier without closing its open
+    /// windows: the sink then commits only windows that ended before it, and a later run
+    /// resumes them.
+    pub stopped_at: Option<u64>,
 }
 
 /// Wall-clock milliseconds since the epoch.

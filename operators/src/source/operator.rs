@@ -91,6 +91,9 @@ pub struct SourceConfig {
     /// Read the partitions one after another, in index order, instead of side by side:
     /// for the chunks of a file, which follow each other in event time.
     pub sequential: bool,
+    /// Whether a stop (SIGINT) should leave open windows open for a later run to resume
+    /// (Kafka), rather than end the input and close them (files, the generator).
+    pub resumable: bool,
     /// Set to end the input early (SIGINT/SIGTERM): partitions are finished where they are.
     pub shutdown: Arc<AtomicBool>,
     /// Process-wide counters for progress reports.
@@ -182,9 +185,10 @@ struct Tracked<P> {
     partition: P,
     /// Greatest event time seen (or the first record's, known up front).
     max_seen: Option<u64>,
-    /// `(time, offset)` each time the coarsened running maximum grew: the first record with
-    /// a time `≥ t` is at the offset of the first entry with time `≥ t`.
-    resume: VecDeque<(u64, u64)>,
+    /// `(time, offset, max before)` each time the coarsened running maximum grew: the first
+    /// record with a time `≥ t` is at the offset of the first entry with time `≥ t`, and the
+    /// running maximum just before it is the entry's third field.
+    resume: VecDeque<(u64, u64, Option<u64>)>,
     reported: Option<u64>,
     finished: bool,
 }
@@ -194,11 +198,16 @@ impl<P: Partition> Tracked<P> {
         self.max_seen.map_or(0, |max| max.saturating_sub(lateness))
     }
 
-    fn resume_offset(&self, frontier: u64) -> u64 {
+    /// Offset and running maximum from which re-reading covers every record at or after
+    /// `frontier`.
+    fn resume_point(&self, frontier: u64) -> (u64, Option<u64>) {
         self.resume
             .iter()
-            .find(|(time, _)| *time >= frontier)
-            .map_or(self.partition.position(), |(_, offset)| *offset)
+            .find(|(time, _, _)| *time >= frontier)
+            .map_or(
+                (self.partition.position(), self.max_seen),
+                |&(_, offset, max)| (offset, max),
+            )
     }
 }
 
@@ -238,6 +247,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             max_lag_ms,
             budget,
             sequential,
+            resumable,
             shutdown,
             counters,
             slot,
@@ -268,6 +278,31 @@ pub fn partitioned_source<'scope, P: Partition>(
                 return;
             };
             let stopping = shutdown.load(Ordering::Relaxed);
+            if stopping && resumable {
+                // Stop where we are without closing open windows: report, for each partition,
+                // where a later run must resume to complete them, and the frontier reached.
+                let at = *held[0].time();
+                let mut reports: Vec<PartitionProgress> = parts
+                    .iter()
+                    .filter(|p| !p.finished)
+                    .map(|p| {
+                        let (next_offset, max_event_ms) = p.resume_point(at);
+                        PartitionProgress {
+                            source: name.clone(),
+                            partition: p.partition.index(),
+                            next_offset,
+                            max_event_ms,
+                            finished: false,
+                            stopped_at: Some(at),
+                        }
+                    })
+                    .collect();
+                if !reports.is_empty() {
+                    progress_out.activate().give(&held[3], &mut reports);
+                }
+                caps = None;
+                return;
+            }
             let now = now_ms();
             let mut local = Tally::default();
             let mut wake_after: Option<Duration> = None;
@@ -359,6 +394,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                                 return;
                             }
                         };
+                        let max_before = *max_seen;
                         let max = max_seen.get_or_insert(event_time);
                         // Behind the partition's watermark, or (for a partition that was idle
                         // while the others moved on) behind what the source has promised.
@@ -379,8 +415,8 @@ pub fn partitioned_source<'scope, P: Partition>(
                         let time = windows.coarsen(event_time);
                         if event_time > *max || resume.is_empty() {
                             *max = (*max).max(event_time);
-                            if resume.back().is_none_or(|&(t, _)| t < time) {
-                                resume.push_back((time, offset));
+                            if resume.back().is_none_or(|&(t, _, _)| t < time) {
+                                resume.push_back((time, offset, max_before));
                             }
                         }
                         match record {
@@ -450,14 +486,14 @@ pub fn partitioned_source<'scope, P: Partition>(
                 while part
                     .resume
                     .front()
-                    .is_some_and(|&(t, _)| t < frontier.min(*held[0].time()))
+                    .is_some_and(|&(t, _, _)| t < frontier.min(*held[0].time()))
                 {
                     part.resume.pop_front();
                 }
-                let offset = if part.finished {
-                    part.partition.position()
+                let (offset, max_event_ms) = if part.finished {
+                    (part.partition.position(), part.max_seen)
                 } else {
-                    part.resume_offset(frontier)
+                    part.resume_point(frontier)
                 };
                 if part.reported != Some(offset) {
                     part.reported = Some(offset);
@@ -465,7 +501,9 @@ pub fn partitioned_source<'scope, P: Partition>(
                         source: name.clone(),
                         partition: part.partition.index(),
                         next_offset: offset,
+                        max_event_ms,
                         finished: part.finished,
+                        stopped_at: None,
                     });
                 }
             }

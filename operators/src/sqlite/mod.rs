@@ -51,7 +51,13 @@ CREATE TABLE IF NOT EXISTS source_offsets (
     next_offset INTEGER NOT NULL,
     finished    INTEGER NOT NULL DEFAULT 0,
     updated_ms  INTEGER NOT NULL,
+    max_event_ms INTEGER,
     PRIMARY KEY (source, partition)
+);
+CREATE TABLE IF NOT EXISTS resume_frontier (
+    source      TEXT    NOT NULL PRIMARY KEY,
+    frontier_ms INTEGER,
+    updated_ms  INTEGER NOT NULL
 );
 CREATE VIEW IF NOT EXISTS candles_real AS
 SELECT symbol, window_ms, start_ms,
@@ -60,6 +66,15 @@ SELECT symbol, window_ms, start_ms,
        CAST(quote_volume AS REAL) AS quote_volume, CAST(vwap AS REAL) AS vwap, trades
 FROM candles;
 "#;
+
+/// Where an earlier run left a source (see [`SqliteWriter::stored_progress`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredProgress {
+    /// By partition: resume offset and the running maximum event time there.
+    pub partitions: HashMap<u32, (u64, Option<u64>)>,
+    /// Windows ending at or before this are committed.
+    pub frontier: Option<u64>,
+}
 
 /// Writes commits into a SQLite database file.
 #[derive(Debug)]
@@ -83,30 +98,54 @@ impl SqliteWriter {
             .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(fail)?;
         connection.execute_batch(SCHEMA).map_err(fail)?;
+        migrate(&connection).map_err(fail)?;
         Ok(SqliteWriter {
             path: path.to_owned(),
             connection,
         })
     }
 
-    /// The stored resume offsets of `source` in the database at `path`, by partition; empty
-    /// when the database or the table does not exist yet.
-    pub fn stored_offsets(path: &str, source: &str) -> Result<HashMap<u32, u64>, String> {
+    /// Where an earlier run into the database at `path` left `source`: each partition's
+    /// resume offset and running maximum, and the frontier up to which windows are
+    /// committed (`None` when there was no earlier run or its input ended).
+    pub fn stored_progress(path: &str, source: &str) -> Result<StoredProgress, String> {
         if !std::path::Path::new(path).exists() {
-            return Ok(HashMap::new());
+            return Ok(StoredProgress::default());
         }
         let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
         let connection = Connection::open(path).map_err(fail)?;
         connection.execute_batch(SCHEMA).map_err(fail)?;
+        migrate(&connection).map_err(fail)?;
         let mut statement = connection
-            .prepare("SELECT partition, next_offset FROM source_offsets WHERE source = ?1")
+            .prepare(
+                "SELECT partition, next_offset, max_event_ms FROM source_offsets WHERE source = ?1",
+            )
             .map_err(fail)?;
         let rows = statement
             .query_map([source], |row| {
-                Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)? as u64))
+                let max: Option<i64> = row.get(2)?;
+                let offset: i64 = row.get(1)?;
+                Ok((
+                    row.get::<_, u32>(0)?,
+                    (offset as u64, max.map(|m| m as u64)),
+                ))
             })
             .map_err(fail)?;
-        rows.collect::<Result<_, _>>().map_err(fail)
+        let partitions = rows.collect::<Result<_, _>>().map_err(fail)?;
+        let frontier: Option<i64> = connection
+            .query_row(
+                "SELECT frontier_ms FROM resume_frontier WHERE source = ?1",
+                [source],
+                |row| row.get(0),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(fail(e)),
+            })?;
+        Ok(StoredProgress {
+            partitions,
+            frontier: frontier.map(|f| f as u64),
+        })
     }
 
     fn write_commit(&mut self, commit: &Commit) -> rusqlite::Result<()> {
@@ -157,10 +196,10 @@ impl SqliteWriter {
                 ])?;
             }
             let mut offset = tx.prepare_cached(
-                "INSERT INTO source_offsets (source, partition, next_offset, finished, updated_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (source, partition) DO UPDATE SET \
-                 next_offset = excluded.next_offset, finished = excluded.finished, \
-                 updated_ms = excluded.updated_ms",
+                "INSERT INTO source_offsets (source, partition, next_offset, finished, updated_ms, \
+                 max_event_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, partition) \
+                 DO UPDATE SET next_offset = excluded.next_offset, finished = excluded.finished, \
+                 updated_ms = excluded.updated_ms, max_event_ms = excluded.max_event_ms",
             )?;
             for o in &commit.offsets {
                 offset.execute(params![
@@ -168,9 +207,16 @@ impl SqliteWriter {
                     o.partition,
                     o.next_offset as i64,
                     o.finished,
-                    now
+                    now,
+                    o.max_event_ms.map(|m| m as i64),
                 ])?;
             }
+            tx.execute(
+                "INSERT INTO resume_frontier (source, frontier_ms, updated_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (source) DO UPDATE SET frontier_ms = excluded.frontier_ms, \
+                 updated_ms = excluded.updated_ms",
+                params![commit.source, commit.resume_frontier.map(|f| f as i64), now],
+            )?;
         }
         tx.commit()
     }
@@ -181,4 +227,17 @@ impl Writer for SqliteWriter {
         self.write_commit(commit)
             .map_err(|e| format!("sqlite:{}: {e}", self.path))
     }
+}
+
+/// Brings a database made by an earlier version up to [`SCHEMA`].
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let has_max: bool = connection.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('source_offsets') WHERE name = 'max_event_ms'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_max {
+        connection.execute_batch("ALTER TABLE source_offsets ADD COLUMN max_event_ms INTEGER")?;
+    }
+    Ok(())
 }
