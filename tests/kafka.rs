@@ -63,6 +63,19 @@ fn a_partitioned_topic_read_by_two_workers_gives_the_file_candles() {
     let expected = candles(&path(dir, "file.db"));
     assert!(expected.len() > 50);
     assert_eq!(candles(&path(dir, "kafka.db")), expected);
+    // And as a cluster of 2 processes × 1 worker.
+    run_cluster(
+        dir,
+        &[
+            "--source",
+            &topic,
+            "--exit-at-end",
+            "--sink",
+            "sqlite:cluster.db",
+        ],
+        2,
+    );
+    assert_eq!(candles(&path(dir, "cluster.db")), expected);
     // Every partition's resume offset is its end.
     assert_eq!(
         rows(

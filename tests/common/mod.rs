@@ -79,3 +79,47 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Runs `tickflow run ARGS` as a cluster of `processes` local processes with 1 worker each;
+/// panics if any fails.
+pub fn run_cluster(dir: &Path, args: &[&str], processes: usize) {
+    let hostfile = dir.join(format!("hosts-{}.txt", free_port()));
+    let hosts: String = (0..processes)
+        .map(|_| format!("127.0.0.1:{}\n", free_port()))
+        .collect();
+    std::fs::write(&hostfile, hosts).expect("hostfile");
+    let hostfile = hostfile.display().to_string();
+    let n = processes.to_string();
+    let children: Vec<_> = (0..processes)
+        .map(|p| {
+            Command::new(BIN)
+                .arg("run")
+                .args(args)
+                .args([
+                    "-w",
+                    "1",
+                    "-n",
+                    &n,
+                    "-p",
+                    &p.to_string(),
+                    "--hostfile",
+                    &hostfile,
+                    "--quiet",
+                ])
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("process starts")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("process ends");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
