@@ -281,3 +281,63 @@ fn stopping_in_the_middle_and_resuming_gives_the_uninterrupted_tables() {
         "the first run read everything: {first}"
     );
 }
+
+#[test]
+fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let file = generate(dir, "t.jsonl", 100_000);
+    let source = format!("file:{}", file.display());
+    let cluster = mock_cluster("trades", 4);
+    let topic = format!("kafka://{}/trades", cluster.bootstrap_servers());
+    tickflow(dir, &["produce", "--to", &topic, "--source", &source]);
+    tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &source,
+            "--sink",
+            "sqlite:file.db",
+            "-w",
+            "1",
+        ],
+    );
+
+    cluster.broker_down(1).expect("broker down");
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--source",
+            &topic,
+            "--exit-at-end",
+            "--sink",
+            "sqlite:k.db",
+            "-w",
+            "2",
+            "--quiet",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Down at start: the run waits (retrying) for the broker…
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.broker_up(1).expect("broker up");
+    // …and down again while it reads.
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.broker_down(1).expect("broker down");
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.broker_up(1).expect("broker up");
+    let out = child.wait_with_output().expect("ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("100000 trades"), "{said}");
+    assert_eq!(candles(&path(dir, "k.db")), candles(&path(dir, "file.db")));
+}
