@@ -63,6 +63,59 @@ fn a_partitioned_topic_read_by_two_workers_gives_the_file_candles() {
     let expected = candles(&path(dir, "file.db"));
     assert!(expected.len() > 50);
     assert_eq!(candles(&path(dir, "kafka.db")), expected);
+    // The consumer group's offsets follow the committed results (for monitoring tools),
+    // while a live run goes (1s windows, so 10 s of data completes windows as it is read).
+    let live = Command::new(BIN)
+        .args([
+            "run",
+            "--source",
+            &format!("{topic}?group=monitor"),
+            "--windows",
+            "1s",
+        ])
+        .args(["--sink", "sqlite:k1s.db", "-w", "2", "--quiet"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let group: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("group.id", "monitor")
+        .create()
+        .expect("consumer");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        partitions.add_partition("trades", p);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut total = 0;
+    while total == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        let committed = rdkafka::consumer::Consumer::committed_offsets(
+            &group,
+            partitions.clone(),
+            Duration::from_secs(5),
+        )
+        .expect("committed offsets");
+        total = committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .sum::<i64>();
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &live.id().to_string()])
+        .status();
+    assert!(live.wait_with_output().expect("ends").status.success());
+    assert!(
+        total > 0 && total <= 100_000,
+        "group offsets sum to {total}"
+    );
     // And as a cluster of 2 processes × 1 worker.
     run_cluster(
         dir,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{KafkaError, KafkaSpec};
@@ -272,6 +272,18 @@ impl Partition for KafkaPartition {
 
     fn idle(&self) -> bool {
         self.idle
+    }
+
+    fn committed(&mut self, offset: u64) {
+        // For monitoring tools only (lag dashboards): the run itself resumes from the offsets
+        // stored with its results. Asynchronous, so the worker does not wait for the broker.
+        let mut offsets = TopicPartitionList::new();
+        let result = offsets
+            .add_partition_offset(&self.topic, self.partition, Offset::Offset(offset as i64))
+            .and_then(|()| self.consumer.commit(&offsets, CommitMode::Async));
+        if let Err(error) = result {
+            tracing::debug!(topic = %self.topic, partition = self.partition, %error, "group offset commit");
+        }
     }
 }
 

@@ -251,12 +251,8 @@ impl Pending {
     }
 }
 
-/// Offsets reported before this time are valid for a commit at `frontier`: reports are
-/// valid for their own time, and must cover every window still open at the frontier, the
-/// earliest of which starts at the frontier aligned down to the longest window.
 fn offsets_until(frontier: u64, options: &SinkOptions) -> u64 {
-    let aligned = frontier - frontier % options.longest_window_ms.max(1);
-    aligned.min(frontier.saturating_sub(1)) + 1
+    crate::source::offsets_until(frontier, options.longest_window_ms)
 }
 
 /// Builds the sink. Every worker calls it; rows are exchanged to worker 0, which alone runs

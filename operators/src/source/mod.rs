@@ -77,6 +77,14 @@ pub struct PartitionProgress {
     pub stopped_at: Option<u64>,
 }
 
+/// Reports made before this time are the ones a commit at `frontier` stores: a report is
+/// valid for its own time, and the stored offsets must cover every window still open at the
+/// frontier, the earliest of which starts at the frontier aligned down to the longest window.
+pub fn offsets_until(frontier: u64, longest_window_ms: u64) -> u64 {
+    let aligned = frontier - frontier % longest_window_ms.max(1);
+    aligned.min(frontier.saturating_sub(1)) + 1
+}
+
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -39,6 +39,9 @@ pub trait Partition: 'static {
     fn idle(&self) -> bool {
         false
     }
+    /// Told that the results up to `offset` are durably committed by the sink (for copies
+    /// of progress kept elsewhere, such as Kafka's group offsets for monitoring tools).
+    fn committed(&mut self, _offset: u64) {}
 }
 
 /// One record as a partition delivers it.
@@ -190,6 +193,8 @@ struct Tracked<P> {
     /// running maximum just before it is the entry's third field.
     resume: VecDeque<(u64, u64, Option<u64>)>,
     reported: Option<u64>,
+    /// `(time, offset)` of reports not yet known to be committed.
+    unconfirmed: VecDeque<(u64, u64)>,
     finished: bool,
 }
 
@@ -266,12 +271,14 @@ pub fn partitioned_source<'scope, P: Partition>(
                     max_seen: first,
                     resume: VecDeque::new(),
                     reported: None,
+                    unconfirmed: VecDeque::new(),
                     finished: false,
                 }
             })
             .collect();
         let mut staged = Staged::default();
         let mut next_part = 0usize;
+        let longest_window = windows.sizes().last().copied().unwrap_or(1);
 
         move |_frontiers| {
             let Some(held) = caps.as_mut() else {
@@ -307,6 +314,27 @@ pub fn partitioned_source<'scope, P: Partition>(
             let mut local = Tally::default();
             let mut wake_after: Option<Duration> = None;
             let mut more = false;
+
+            // Pass on which reported offsets the sink has committed (it stores the latest
+            // report before `offsets_until` of its frontier; an empty frontier: all of them).
+            let confirmed_until = committed.with_frontier(|f| {
+                f.first().map_or(u64::MAX, |&c| {
+                    crate::source::offsets_until(c, longest_window)
+                })
+            });
+            for part in parts.iter_mut() {
+                let mut confirmed = None;
+                while part
+                    .unconfirmed
+                    .front()
+                    .is_some_and(|&(t, _)| t < confirmed_until)
+                {
+                    confirmed = part.unconfirmed.pop_front().map(|(_, offset)| offset);
+                }
+                if let Some(offset) = confirmed {
+                    part.partition.committed(offset);
+                }
+            }
 
             // Back-pressure: wait for the committed frontier to catch up.
             let behind = committed.with_frontier(|f| {
@@ -497,6 +525,9 @@ pub fn partitioned_source<'scope, P: Partition>(
                 };
                 if part.reported != Some(offset) {
                     part.reported = Some(offset);
+                    // The report goes out at the capability's time after this activation.
+                    let sent_at = low.map_or(*held[0].time(), |l| l.max(*held[0].time()));
+                    part.unconfirmed.push_back((sent_at, offset));
                     reports.push(PartitionProgress {
                         source: name.clone(),
                         partition: part.partition.index(),
