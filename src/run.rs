@@ -168,9 +168,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 eprintln!("tickflow: interrupted twice, exiting without flushing");
                 std::process::exit(130);
             }
-            eprintln!(
-                "tickflow: stopping: ending the input, flushing results (Ctrl-C again to abort)"
-            );
+            eprintln!("tickflow: stopping: committing what is complete (Ctrl-C again to abort)");
         })
         .context("installing the signal handler")?;
     }
