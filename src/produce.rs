@@ -4,12 +4,12 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tickflow_operators::generator::{merged_with_arrival, write_json_line, GeneratorConfig};
+use tickflow_operators::generator::{merged_with_arrival, write_json_line, DEFAULT_START_MS};
 use tickflow_operators::kafka::{KafkaSpec, TradeProducer};
 use tickflow_operators::parse::{Format, Record};
 
 use crate::cli::ProduceArgs;
-use crate::run::parse_symbols;
+use crate::run::generator_config;
 
 pub fn produce(args: ProduceArgs) -> Result<()> {
     let ProduceArgs {
@@ -28,20 +28,8 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
     let mut pace = Pace::new(generator.rate.unwrap_or(0.0), quiet);
     match source.as_str() {
         "generate" => {
-            let defaults = GeneratorConfig::default();
-            let config = GeneratorConfig {
-                seed: generator.seed,
-                symbols: match generator.symbols.as_deref() {
-                    Some(list) => parse_symbols(list)?,
-                    None => defaults.symbols.clone(),
-                },
-                events: Some(generator.events.unwrap_or(1_000_000)),
-                rate: 0.0,
-                start_ms: generator.start_ms.unwrap_or(defaults.start_ms),
-                accounts: generator.accounts,
-                ..defaults
-            };
-            config.validate().context("generator settings")?;
+            let events = Some(generator.events.unwrap_or(1_000_000));
+            let config = generator_config(&generator, events, 0.0, DEFAULT_START_MS)?;
             let mut line = Vec::with_capacity(256);
             for (arrival, trade) in merged_with_arrival(&config) {
                 line.clear();

@@ -25,7 +25,7 @@ use tickflow_operators::source::{
 use tickflow_operators::sqlite::{SqliteWriter, StoredProgress};
 use tickflow_operators::window::{format_duration, parse_duration, Windows};
 
-use crate::cli::RunArgs;
+use crate::cli::{GeneratorArgs, RunArgs};
 
 /// Records a source reads per activation before letting other operators run.
 const BUDGET: usize = 4096;
@@ -86,24 +86,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let paced = source == "generate" && rate > 0.0;
     let (input, source_name, format) = match source.as_str() {
         "generate" => {
-            let defaults = GeneratorConfig::default();
-            let config = GeneratorConfig {
-                seed: generator.seed,
-                symbols: match generator.symbols.as_deref() {
-                    Some(list) => parse_symbols(list)?,
-                    None => defaults.symbols.clone(),
-                },
-                events: generator.events,
-                rate,
-                start_ms: generator.start_ms.unwrap_or(if paced {
-                    now_ms()
-                } else {
-                    DEFAULT_START_MS
-                }),
-                accounts: generator.accounts,
-                ..defaults
-            };
-            config.validate().context("generator settings")?;
+            let start_ms = if paced { now_ms() } else { DEFAULT_START_MS };
+            let config = generator_config(&generator, generator.events, rate, start_ms)?;
             (
                 Input::Generate(config),
                 "generate".to_owned(),
@@ -422,6 +406,31 @@ fn cluster_config(
         report: false,
         zerocopy: false,
     })
+}
+
+/// The generator's settings from the command line; `start_ms` applies unless `--start-ms`
+/// is given.
+pub fn generator_config(
+    args: &GeneratorArgs,
+    events: Option<u64>,
+    rate: f64,
+    start_ms: u64,
+) -> Result<GeneratorConfig> {
+    let defaults = GeneratorConfig::default();
+    let config = GeneratorConfig {
+        seed: args.seed,
+        symbols: match args.symbols.as_deref() {
+            Some(list) => parse_symbols(list)?,
+            None => defaults.symbols.clone(),
+        },
+        events,
+        rate,
+        start_ms: args.start_ms.unwrap_or(start_ms),
+        accounts: args.accounts,
+        ..defaults
+    };
+    config.validate().context("generator settings")?;
+    Ok(config)
 }
 
 /// The database file of a `sqlite:` sink spec.

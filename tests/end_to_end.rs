@@ -92,47 +92,18 @@ fn candles_are_identical_on_one_two_workers_and_two_processes() {
         ],
     );
 
-    let hostfile = path(dir, "hosts.txt");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .expect("hostfile");
-    let hosts = hostfile.display().to_string();
-    let cluster: Vec<_> = (0..2)
-        .map(|p| {
-            Command::new(BIN)
-                .args([
-                    "run",
-                    "--source",
-                    &source,
-                    "--sink",
-                    "sqlite:p2.db",
-                    "--windows",
-                    windows,
-                ])
-                .args([
-                    "-w",
-                    "1",
-                    "-n",
-                    "2",
-                    "-p",
-                    &p.to_string(),
-                    "--hostfile",
-                    &hosts,
-                    "--quiet",
-                ])
-                .current_dir(dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("process starts")
-        })
-        .collect();
-    for mut child in cluster {
-        assert!(child.wait().expect("process ends").success());
-    }
+    run_cluster(
+        dir,
+        &[
+            "--source",
+            &source,
+            "--sink",
+            "sqlite:p2.db",
+            "--windows",
+            windows,
+        ],
+        2,
+    );
 
     let one = candles(&path(dir, "w1.db"));
     assert!(
