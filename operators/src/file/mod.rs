@@ -117,16 +117,18 @@ impl FileSource {
                 body: Body::Empty,
             });
         }
-        // The whole-file map only serves to find the first line and the chunk boundaries
-        // (touching a page per chunk); each chunk maps its own range while it is read.
-        let map = map_range(&file, 0, metadata.len() as usize).map_err(io)?;
-        let first = map
+        // The first line and the chunk boundaries are found with small reads, not through a
+        // map of the whole file: touching a mapping maps whole page-cache folios, which
+        // would make every chunk resident at once.
+        let len = metadata.len() as usize;
+        let head = read_at(&file, 0, 64 << 10).map_err(io)?;
+        let first = head
             .split(|&b| b == b'\n')
             .map(trim_line)
             .find(|line| !line.iter().all(u8::is_ascii_whitespace))
             .unwrap_or(&[]);
         let format = detect_format(path, first, symbol).map_err(FileError::Format)?;
-        let chunks = chunk_bounds(&map);
+        let chunks = chunk_bounds(len, |at| next_line_start(&file, at)).map_err(io)?;
         Ok(FileSource {
             path: path.to_owned(),
             format,
@@ -182,27 +184,54 @@ fn map_range(file: &File, offset: usize, len: usize) -> std::io::Result<Mmap> {
 }
 
 /// Chunk boundaries `[start, end)` at line starts; the chunk size depends on the length only.
-fn chunk_bounds(data: &[u8]) -> Vec<(usize, usize)> {
-    let len = data.len() as u64;
-    let size = (len / 64).clamp(MIN_CHUNK, MAX_CHUNK) as usize;
-    let line_start = |at: usize| -> usize {
-        if at == 0 {
-            return 0;
-        }
-        match memchr::memchr(b'\n', &data[at - 1..]) {
-            Some(i) => at + i,
-            None => data.len(),
-        }
-    };
+/// `line_start(at)` is the start of the first line beginning at or after `at`.
+fn chunk_bounds(
+    len: usize,
+    mut line_start: impl FnMut(usize) -> std::io::Result<usize>,
+) -> std::io::Result<Vec<(usize, usize)>> {
+    let size = (len as u64 / 64).clamp(MIN_CHUNK, MAX_CHUNK) as usize;
     let mut bounds = Vec::new();
     let mut start = 0;
-    while start < data.len() {
-        let end = line_start((start + size).min(data.len()));
-        let end = end.max(start + 1).min(data.len());
+    while start < len {
+        let at = (start + size).min(len);
+        let end = if at >= len { len } else { line_start(at)? };
+        let end = end.max(start + 1).min(len);
         bounds.push((start, end));
         start = end;
     }
-    bounds
+    Ok(bounds)
+}
+
+/// Start of the first line beginning at or after `at` (> 0) in `file`, or its length.
+fn next_line_start(file: &File, at: usize) -> std::io::Result<usize> {
+    let mut from = at - 1;
+    loop {
+        let block = read_at(file, from, 64 << 10)?;
+        if block.is_empty() {
+            return Ok(from);
+        }
+        if let Some(i) = memchr::memchr(b'\n', &block) {
+            return Ok(from + i + 1);
+        }
+        from += block.len();
+    }
+}
+
+/// Up to `len` bytes of `file` from `offset` (fewer at the end).
+fn read_at(file: &File, offset: usize, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buffer[filled..], (offset + filled) as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buffer.truncate(filled);
+    Ok(buffer)
 }
 
 fn first_line(buffer: &[u8]) -> &[u8] {
@@ -277,16 +306,35 @@ impl Partition for FilePartition {
         let FilePartition::Chunk(chunk) = self else {
             return None;
         };
-        let (format, from) = (chunk.format, chunk.pos - chunk.start);
-        let body = &chunk.bytes()?[from..];
-        let time = body
-            .split(|&b| b == b'\n')
-            .filter_map(|line| match format.parse_line(trim_line(line)) {
-                Ok(Record::Trade(trade)) => Some(trade.time_ms),
-                Ok(Record::Candle(candle)) => Some(candle.start_ms),
-                _ => None,
-            })
-            .next();
+        let format = chunk.format;
+        let first_trade = |body: &[u8], complete: bool| {
+            let mut lines = body.split(|&b| b == b'\n').peekable();
+            let mut found = None;
+            while let Some(line) = lines.next() {
+                // The last piece of an incomplete prefix may be a cut line.
+                if !complete && lines.peek().is_none() {
+                    break;
+                }
+                match format.parse_line(trim_line(line)) {
+                    Ok(Record::Trade(trade)) => found = Some(trade.time_ms),
+                    Ok(Record::Candle(candle)) => found = Some(candle.start_ms),
+                    _ => {}
+                }
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        };
+        // Usually the first line tells; read it without mapping the chunk (see `open`).
+        let want = (chunk.end - chunk.pos).min(256 << 10);
+        if let Ok(prefix) = read_at(&chunk.file, chunk.pos, want) {
+            if let Some(time) = first_trade(&prefix, want == chunk.end - chunk.pos) {
+                return Some(time);
+            }
+        }
+        let from = chunk.pos - chunk.start;
+        let time = first_trade(&chunk.bytes()?[from..], true);
         Some(time.unwrap_or(u64::MAX))
     }
 
@@ -455,7 +503,13 @@ mod tests {
         for i in 0..20_000 {
             data.extend_from_slice(format!("line {i} with some padding text\n").as_bytes());
         }
-        let bounds = chunk_bounds(&data);
+        let in_memory = |data: &[u8]| {
+            chunk_bounds(data.len(), |at| {
+                Ok(memchr::memchr(b'\n', &data[at - 1..]).map_or(data.len(), |i| at + i))
+            })
+            .expect("in memory")
+        };
+        let bounds = in_memory(&data);
         assert!(bounds.len() > 1);
         assert_eq!(bounds[0].0, 0);
         assert_eq!(bounds.last().map(|b| b.1), Some(data.len()));
@@ -463,8 +517,8 @@ mod tests {
             assert_eq!(pair[0].1, pair[1].0);
             assert_eq!(data[pair[1].0 - 1], b'\n');
         }
-        assert!(chunk_bounds(&[]).is_empty());
-        assert_eq!(chunk_bounds(b"no newline"), vec![(0, 10)]);
+        assert!(in_memory(&[]).is_empty());
+        assert_eq!(in_memory(b"no newline"), vec![(0, 10)]);
     }
 }
 
