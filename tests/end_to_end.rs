@@ -487,8 +487,9 @@ fn an_interrupted_live_run_flushes_everything_it_read_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     // The main job's shape: the paced generator, no --events, until SIGINT.
-    let child = Command::new(BIN)
-        .args([
+    let child = spawn_tickflow(
+        dir,
+        &[
             "run",
             "--rate",
             "4000",
@@ -497,20 +498,10 @@ fn an_interrupted_live_run_flushes_everything_it_read_and_exits_zero() {
             "--sink",
             "sqlite:live.db",
             "--quiet",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+        ],
+    );
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let out = child.wait_with_output().expect("ends");
+    let out = interrupt(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {}: {stderr}", out.status);
     let summary = String::from_utf8_lossy(&out.stdout);

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -65,21 +64,21 @@ fn a_partitioned_topic_read_by_two_workers_gives_the_file_candles() {
     assert_eq!(candles(&path(dir, "kafka.db")), expected);
     // The consumer group's offsets follow the committed results (for monitoring tools),
     // while a live run goes (1s windows, so 10 s of data completes windows as it is read).
-    let live = Command::new(BIN)
-        .args([
+    let live = spawn_tickflow(
+        dir,
+        &[
             "run",
             "--source",
             &format!("{topic}?group=monitor"),
             "--windows",
             "1s",
-        ])
-        .args(["--sink", "sqlite:k1s.db", "-w", "2", "--quiet"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
+            "--sink",
+            "sqlite:k1s.db",
+            "-w",
+            "2",
+            "--quiet",
+        ],
+    );
     let group: rdkafka::consumer::BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", cluster.bootstrap_servers())
         .set("group.id", "monitor")
@@ -108,10 +107,7 @@ fn a_partitioned_topic_read_by_two_workers_gives_the_file_candles() {
             })
             .sum::<i64>();
     }
-    let _ = Command::new("kill")
-        .args(["-INT", &live.id().to_string()])
-        .status();
-    assert!(live.wait_with_output().expect("ends").status.success());
+    assert!(interrupt(live).status.success());
     assert!(
         total > 0 && total <= 100_000,
         "group offsets sum to {total}"
@@ -161,8 +157,9 @@ fn an_idle_partition_does_not_stall_the_windows() {
     producer.flush(Duration::from_secs(10)).expect("flushed");
 
     let topic = format!("kafka://{}/quiet", cluster.bootstrap_servers());
-    let mut child = Command::new(BIN)
-        .args([
+    let mut child = spawn_tickflow(
+        dir,
+        &[
             "run",
             "--source",
             &topic,
@@ -173,13 +170,8 @@ fn an_idle_partition_does_not_stall_the_windows() {
             "-w",
             "2",
             "--quiet",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
+        ],
+    );
     // Without idleness the empty partition would hold the watermark at 0 and nothing would
     // be written before the run ends; with it, closed windows are committed while it runs.
     let db = path(dir, "idle.db");
@@ -197,10 +189,7 @@ fn an_idle_partition_does_not_stall_the_windows() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let still_running = child.try_wait().expect("status").is_none();
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("ends").success());
+    assert!(interrupt(child).status.success());
     assert!(still_running, "the run ended by itself");
     // Windows up to the watermark (max 9.99 s − 2 s lateness) closed while running.
     assert!(
@@ -272,8 +261,9 @@ fn stopping_in_the_middle_and_resuming_gives_the_uninterrupted_tables() {
     // Three runs stopped with SIGINT part-way, each resuming where the last stopped.
     let mut first_read = None;
     for stop_after_ms in [400u64, 700, 500] {
-        let child = Command::new(BIN)
-            .args([
+        let child = spawn_tickflow(
+            dir,
+            &[
                 "run",
                 "--source",
                 &topic,
@@ -284,18 +274,10 @@ fn stopping_in_the_middle_and_resuming_gives_the_uninterrupted_tables() {
                 "--windows",
                 windows,
                 "--quiet",
-            ])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts");
+            ],
+        );
         std::thread::sleep(Duration::from_millis(stop_after_ms));
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let out = child.wait_with_output().expect("ends");
+        let out = interrupt(child);
         assert!(
             out.status.success(),
             "{}",
@@ -358,8 +340,9 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
     );
 
     cluster.broker_down(1).expect("broker down");
-    let child = Command::new(BIN)
-        .args([
+    let child = spawn_tickflow(
+        dir,
+        &[
             "run",
             "--source",
             &topic,
@@ -369,13 +352,8 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
             "-w",
             "2",
             "--quiet",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+        ],
+    );
     // Down at start: the run waits (retrying) for the broker…
     std::thread::sleep(Duration::from_millis(1500));
     cluster.broker_up(1).expect("broker up");

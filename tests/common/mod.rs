@@ -123,3 +123,25 @@ pub fn run_cluster(dir: &Path, args: &[&str], processes: usize) {
         );
     }
 }
+
+/// Starts `tickflow ARGS` in `dir` in the background (stdout and stderr captured).
+pub fn spawn_tickflow(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tickflow starts")
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits for it to end.
+pub fn interrupt(child: std::process::Child) -> Output {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGINT could not be sent");
+    child.wait_with_output().expect("tickflow ends")
+}
