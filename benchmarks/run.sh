@@ -30,27 +30,9 @@ fi
 cat "$file" > /dev/null # into the page cache
 size=$(du -m "$file" | cut -f1)
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-# run LABEL CMD...: prints "events/s rss_mb" of each run, then the medians.
-measure() {
-    local label=$1
-    shift
-    local rates=() rss=()
-    for ((i = 0; i < runs; i++)); do
-        rm -f "$data"/bench.db*
-        local out
-        out=$( { /usr/bin/time -f "RSS %M" "$@" 2>&1 1>&3; } 3>&1 )
-        local rate
-        rate=$(grep -oE '[0-9.]+ (events|lines)/s' <<< "$out" | head -n 1 | cut -d' ' -f1)
-        rates+=("$rate")
-        rss+=("$(grep -oE 'RSS [0-9]+' <<< "$out" | tail -n 1 | cut -d' ' -f2)")
-    done
-    local r m
-    r=$(printf '%s\n' "${rates[@]}" | median)
-    m=$(printf '%s\n' "${rss[@]}" | median)
-    printf '| %s | %.2fM | %s | %d MB |\n' "$label" "$(bc -l <<< "$r / 1000000")" "$(printf '%s ' "${rates[@]}")" "$((m / 1024))"
-}
+# shellcheck source=benchmarks/lib.sh
+source benchmarks/lib.sh
+before_run() { rm -f "$data"/bench.db*; }
 
 echo "file: $file ($events trades, $size MB); $(nproc) cores; runs: $runs"
 echo "| what | median events/s | all runs | peak RSS |"

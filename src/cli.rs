@@ -141,7 +141,7 @@ pub struct ProduceArgs {
     /// generate | file:PATH (JSON lines, optionally .gz; '-' = stdin): lines are sent as they are
     #[arg(long, default_value = "generate", value_name = "SPEC")]
     pub source: String,
-    /// Partitions of the topic when it has to be created.
+    /// Partitions of the topic: created with N, or grown to N if it has fewer
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub partitions: i32,
     /// No progress lines on stderr.

@@ -7,8 +7,12 @@ use std::time::{Duration, Instant};
 
 use tickflow_operators::source::{now_ms, Counters};
 
-/// Prints events/s, watermark and lag every `every` until `stop` fires or disconnects.
-pub fn report(counters: Arc<Counters>, stop: Receiver<()>, every: Duration) {
+/// What is wrong with the source's connection right now, if anything.
+pub type Health = Box<dyn Fn() -> Option<String> + Send>;
+
+/// Prints events/s, watermark, lag and the source's health every `every` until `stop`
+/// fires or disconnects.
+pub fn report(counters: Arc<Counters>, health: Health, stop: Receiver<()>, every: Duration) {
     let started = Instant::now();
     let mut last = (Instant::now(), 0u64);
     loop {
@@ -27,8 +31,11 @@ pub fn report(counters: Arc<Counters>, stop: Receiver<()>, every: Duration) {
             }
             _ => "watermark -".to_owned(),
         };
+        let problem = health()
+            .map(|p| format!("  source: {p}"))
+            .unwrap_or_default();
         eprintln!(
-            "tickflow: {:>6.0}s  {records} events ({rate:.0}/s)  {rejected} rejected  {watermark}",
+            "tickflow: {:>6.0}s  {records} events ({rate:.0}/s)  {rejected} rejected  {watermark}{problem}",
             started.elapsed().as_secs_f64()
         );
     }

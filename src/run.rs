@@ -20,7 +20,7 @@ use tickflow_operators::model::Symbol;
 use tickflow_operators::parse::Format;
 use tickflow_operators::sink::{commit_sink, NoneWriter, SinkOptions, SinkStatus, Writer};
 use tickflow_operators::source::{
-    now_ms, partitioned_source, Counters, GeneratedPartition, SourceConfig, Tally,
+    now_ms, partitioned_source, Counters, Discover, GeneratedPartition, SourceConfig, Tally,
 };
 use tickflow_operators::sqlite::{SqliteWriter, StoredProgress};
 use tickflow_operators::window::{format_duration, parse_duration, Windows};
@@ -104,7 +104,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 None => StoredProgress::default(),
             };
             resume_from = stored.frontier;
-            let source = KafkaSource::open(kafka, topic_wait)?;
+            let source = KafkaSource::open(kafka, topic_wait, exit_at_end)?;
             let input = Input::Kafka {
                 source,
                 resume: stored.partitions,
@@ -159,10 +159,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     let counters = Arc::new(Counters::new(workers));
     let status = Arc::new(Mutex::new(SinkStatus::default()));
     let (stop_progress, progress_stopped) = std::sync::mpsc::channel::<()>();
+    let health: crate::progress::Health = match &input {
+        Input::Kafka { source, .. } => {
+            let health = source.health();
+            Box::new(move || health.problem())
+        }
+        _ => Box::new(|| None),
+    };
     let reporter = (!quiet).then(|| {
         let counters = Arc::clone(&counters);
         std::thread::spawn(move || {
-            crate::progress::report(counters, progress_stopped, Duration::from_secs(2))
+            crate::progress::report(counters, health, progress_stopped, Duration::from_secs(2))
         })
     });
     if !quiet {
@@ -208,6 +215,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     scope,
                     source_config,
                     file.partitions(index, peers),
+                    None,
                     probe.clone(),
                     Rc::clone(&tally),
                 ),
@@ -223,6 +231,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                         scope,
                         source_config,
                         parts,
+                        None,
                         probe.clone(),
                         Rc::clone(&tally),
                     )
@@ -233,16 +242,29 @@ pub fn run(args: RunArgs) -> Result<()> {
                     exit_at_end,
                     idle_timeout,
                 } => {
-                    let parts = source
-                        .partitions(index, peers, resume, *exit_at_end, *idle_timeout)
-                        .unwrap_or_else(|error| {
+                    let (parts, discover) = match source.partitions(
+                        index,
+                        peers,
+                        resume,
+                        *exit_at_end,
+                        *idle_timeout,
+                    ) {
+                        // A live run picks up partitions added to the topic while running.
+                        Ok(parts) if !*exit_at_end => {
+                            let discover = source.discoverer(index, peers, *idle_timeout);
+                            (parts, Some(Box::new(discover) as Discover<_>))
+                        }
+                        Ok(parts) => (parts, None),
+                        Err(error) => {
                             tally.borrow_mut().errors.push(error.to_string());
-                            Vec::new()
-                        });
+                            (Vec::new(), None)
+                        }
+                    };
                     partitioned_source(
                         scope,
                         source_config,
                         parts,
+                        discover,
                         probe.clone(),
                         Rc::clone(&tally),
                     )

@@ -351,7 +351,6 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
             "sqlite:k.db",
             "-w",
             "2",
-            "--quiet",
         ],
     );
     // Down at start: the run waits (retrying) for the broker…
@@ -370,5 +369,11 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
     );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("100000 trades"), "{said}");
+    // The outage is reported on stderr as it happens.
+    let reported = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        reported.contains("All broker connections are down"),
+        "{reported}"
+    );
     assert_eq!(candles(&path(dir, "k.db")), candles(&path(dir, "file.db")));
 }

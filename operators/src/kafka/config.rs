@@ -114,7 +114,7 @@ impl KafkaSpec {
     }
 
     /// Consumer settings: manual assignment, offsets owned by the sink.
-    pub(crate) fn consumer_config(&self) -> ClientConfig {
+    pub fn consumer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)

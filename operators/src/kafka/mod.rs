@@ -14,6 +14,13 @@
 //! zero timeout and a bounded budget. An idle partition (caught up with its high watermark
 //! and quiet for `idle_timeout`) stops holding the watermark back until it has data again.
 //!
+//! Ends and health: every consumer reports librdkafka statistics each second; from them come
+//! the high watermarks of fetch responses (used for catching up and, confirmed by one fetch
+//! at start, for `--exit-at-end`) and the broker connection state ([`KafkaHealth`]).
+//!
+//! Growth: a live run reads the topic's metadata every second; partitions added while it
+//! runs are assigned to their workers and join at the source's current watermark.
+//!
 //! Retries: librdkafka reconnects by itself with capped backoff (`reconnect.backoff.*`);
 //! while the broker is away partitions simply have no data. Only a topic that does not
 //! exist after the start-up timeout is an error of the run.
@@ -24,4 +31,4 @@ mod source;
 
 pub use config::{KafkaError, KafkaSpec};
 pub use produce::{ProduceReport, TradeProducer};
-pub use source::{KafkaPartition, KafkaSource};
+pub use source::{KafkaContext, KafkaHealth, KafkaPartition, KafkaSource, Resume};

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -145,7 +145,8 @@ impl TradeProducer {
     }
 }
 
-/// Creates the topic unless it exists.
+/// Creates the topic unless it exists; grows an existing topic with fewer partitions (a
+/// running `tickflow run` picks the new ones up).
 fn create_topic(spec: &KafkaSpec, partitions: i32) -> Result<(), KafkaError> {
     let probe: BaseProducer = spec
         .producer_config()
@@ -155,21 +156,28 @@ fn create_topic(spec: &KafkaSpec, partitions: i32) -> Result<(), KafkaError> {
         .client()
         .fetch_metadata(Some(&spec.topic), Duration::from_secs(10))
         .map_err(|e| spec.client_error(e))?;
-    let exists = metadata
+    let existing = metadata
         .topics()
         .iter()
-        .any(|t| t.name() == spec.topic && t.error().is_none() && !t.partitions().is_empty());
-    if exists {
+        .find(|t| t.name() == spec.topic && t.error().is_none())
+        .map_or(0, |t| t.partitions().len());
+    if existing >= partitions as usize {
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = spec
         .producer_config()
         .create()
         .map_err(|e| spec.client_error(e))?;
-    let topic = NewTopic::new(&spec.topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures_executor::block_on(admin.create_topics([&topic], &options))
-        .map_err(|e| spec.client_error(e))?;
+    let results = if existing == 0 {
+        let topic = NewTopic::new(&spec.topic, partitions, TopicReplication::Fixed(1));
+        futures_executor::block_on(admin.create_topics([&topic], &options))
+    } else {
+        tracing::info!(topic = %spec.topic, from = existing, to = partitions, "adding partitions");
+        let grown = NewPartitions::new(&spec.topic, partitions as usize);
+        futures_executor::block_on(admin.create_partitions([&grown], &options))
+    }
+    .map_err(|e| spec.client_error(e))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

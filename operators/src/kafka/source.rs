@@ -1,17 +1,111 @@
-//! The Kafka source: topic metadata at start, one [`KafkaPartition`] per assigned partition.
+//! The Kafka source: topic metadata at start, one [`KafkaPartition`] per assigned partition,
+//! and partitions added to the topic while running.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{KafkaError, KafkaSpec};
-use crate::source::{Item, Partition, Poll, MAX_RAW};
+use crate::source::{now_ms, Item, Partition, Poll, MAX_RAW};
 
-type Queue = rdkafka::consumer::base_consumer::PartitionQueue<DefaultConsumerContext>;
+type Queue = rdkafka::consumer::base_consumer::PartitionQueue<KafkaContext>;
+type Client = BaseConsumer<KafkaContext>;
+
+/// Where a partition starts: `(next offset, running max event time)` from stored progress.
+pub type Resume = HashMap<u32, (u64, Option<u64>)>;
+
+/// How often consumers report statistics (and with them fetch high watermarks and broker
+/// states).
+const STATS_INTERVAL_MS: &str = "1000";
+/// How often the topic's metadata is read to find partitions added while running.
+const DISCOVER_EVERY: Duration = Duration::from_secs(1);
+
+/// The connection state of a source's consumers, for progress lines and health checks.
+#[derive(Debug, Default)]
+pub struct KafkaHealth {
+    /// Brokers whose connection is up, from the latest statistics (`usize::MAX`: unknown).
+    brokers_up: AtomicUsize,
+    /// Wall-clock ms of the latest client error, 0 if none.
+    error_ms: AtomicU64,
+    /// The latest client error.
+    error: Mutex<String>,
+}
+
+impl KafkaHealth {
+    fn new() -> KafkaHealth {
+        KafkaHealth {
+            brokers_up: AtomicUsize::new(usize::MAX),
+            ..KafkaHealth::default()
+        }
+    }
+
+    /// `None` while healthy; otherwise what is wrong: no broker connection, or a client
+    /// error in the last 10 seconds.
+    pub fn problem(&self) -> Option<String> {
+        if self.brokers_up.load(Ordering::Relaxed) == 0 {
+            let error = self.error.lock().map(|e| e.clone()).unwrap_or_default();
+            return Some(format!("no broker connection ({error})"));
+        }
+        let at = self.error_ms.load(Ordering::Relaxed);
+        if at > 0 && now_ms().saturating_sub(at) < 10_000 {
+            return self.error.lock().ok().map(|e| e.clone());
+        }
+        None
+    }
+}
+
+/// The client context of every consumer of a source: keeps the high watermarks that fetch
+/// responses report (from librdkafka's statistics) and the connection state.
+#[derive(Debug)]
+pub struct KafkaContext {
+    topic: String,
+    highs: Mutex<HashMap<i32, i64>>,
+    health: Arc<KafkaHealth>,
+}
+
+impl KafkaContext {
+    fn high(&self, partition: i32) -> Option<i64> {
+        self.highs.lock().ok()?.get(&partition).copied()
+    }
+}
+
+impl ClientContext for KafkaContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(topic) = statistics.topics.get(&self.topic) {
+            if let Ok(mut highs) = self.highs.lock() {
+                for (&id, partition) in &topic.partitions {
+                    if id >= 0 && partition.hi_offset >= 0 {
+                        let high = highs.entry(id).or_insert(partition.hi_offset);
+                        *high = (*high).max(partition.hi_offset);
+                    }
+                }
+            }
+        }
+        // Bootstrap entries (node id -1) stand for the configured addresses, not brokers.
+        let up = statistics
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0 && b.state == "UP")
+            .count();
+        self.health.brokers_up.store(up, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(topic = %self.topic, %error, reason, "kafka client");
+        if let Ok(mut last) = self.health.error.lock() {
+            *last = format!("{error}: {reason}");
+        }
+        self.health.error_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for KafkaContext {}
 
 /// A topic as found at start: its partitions and their high watermarks then.
 #[derive(Debug, Clone)]
@@ -19,32 +113,33 @@ pub struct KafkaSource {
     spec: KafkaSpec,
     /// `(partition, high watermark at start)`.
     partitions: Vec<(i32, i64)>,
+    /// Every partition id the topic has now, refreshed while running (see
+    /// [`KafkaSource::discoverer`]).
+    known: Arc<Mutex<Vec<i32>>>,
+    health: Arc<KafkaHealth>,
 }
 
 impl KafkaSource {
     /// Connects and waits up to `wait` for the topic to exist, retrying with capped backoff
     /// while the broker is unreachable; reads its partitions and their high watermarks.
-    pub fn open(spec: KafkaSpec, wait: Duration) -> Result<KafkaSource, KafkaError> {
-        let consumer: BaseConsumer = spec
-            .consumer_config()
-            .create()
-            .map_err(|e| spec.client_error(e))?;
+    ///
+    /// With `exit_at_end` the run stops at these high watermarks, so they are confirmed by
+    /// fetching each partition's last batch (see [`confirm_high_watermarks`]). Otherwise the
+    /// run is live, and a thread reads the topic's metadata every few seconds for partitions
+    /// added while running (see [`KafkaSource::discoverer`]).
+    pub fn open(
+        spec: KafkaSpec,
+        wait: Duration,
+        exit_at_end: bool,
+    ) -> Result<KafkaSource, KafkaError> {
+        let health = Arc::new(KafkaHealth::new());
+        let consumer = consumer(&spec, &health)?;
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
-        let ids: Vec<i32> = loop {
-            let attempt = consumer.fetch_metadata(Some(&spec.topic), Duration::from_secs(5));
-            let last_error = match attempt {
-                Ok(metadata) => {
-                    let found = metadata
-                        .topics()
-                        .iter()
-                        .find(|t| t.name() == spec.topic && t.error().is_none())
-                        .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>());
-                    match found {
-                        Some(ids) if !ids.is_empty() => break ids,
-                        _ => None,
-                    }
-                }
+        let ids = loop {
+            let last_error = match partition_ids(&consumer, &spec.topic) {
+                Ok(Some(ids)) => break ids,
+                Ok(None) => None,
                 Err(e) => Some(e),
             };
             if started.elapsed() >= wait {
@@ -62,19 +157,34 @@ impl KafkaSource {
             backoff = (backoff * 2).min(Duration::from_secs(2));
         };
         let mut partitions = Vec::with_capacity(ids.len());
-        for id in ids {
+        for &id in &ids {
             let (_, high) = consumer
                 .fetch_watermarks(&spec.topic, id, Duration::from_secs(10))
                 .map_err(|e| spec.client_error(e))?;
             partitions.push((id, high));
         }
-        partitions.sort_unstable();
-        Ok(KafkaSource { spec, partitions })
+        let known = Arc::new(Mutex::new(ids));
+        if exit_at_end {
+            confirm_high_watermarks(&spec, &health, &mut partitions)?;
+        } else {
+            watch_partitions(&spec, consumer, Arc::downgrade(&known))?;
+        }
+        Ok(KafkaSource {
+            spec,
+            partitions,
+            known,
+            health,
+        })
     }
 
     /// The topic's spec.
     pub fn spec(&self) -> &KafkaSpec {
         &self.spec
+    }
+
+    /// The connection state of this source's consumers.
+    pub fn health(&self) -> Arc<KafkaHealth> {
+        Arc::clone(&self.health)
     }
 
     /// Number of partitions found at start.
@@ -98,27 +208,68 @@ impl KafkaSource {
         &self,
         worker: usize,
         workers: usize,
-        resume: &HashMap<u32, (u64, Option<u64>)>,
+        resume: &Resume,
         exit_at_end: bool,
         idle_timeout: Duration,
     ) -> Result<Vec<KafkaPartition>, KafkaError> {
-        let mine: Vec<(i32, i64)> = self
+        let mine: Vec<(i32, Option<u64>)> = self
             .partitions
             .iter()
-            .copied()
-            .filter(|&(id, _)| id as usize % workers == worker)
+            .filter(|&&(id, _)| id as usize % workers == worker)
+            .map(|&(id, high)| (id, exit_at_end.then_some(high.max(0) as u64)))
             .collect();
-        if mine.is_empty() {
+        self.assign(&mine, resume, idle_timeout)
+    }
+
+    /// Finds the partitions of global worker `worker` that were added to the topic since
+    /// start (or since the last call), assigned at their beginning; for live runs (without
+    /// `exit_at_end`).
+    pub fn discoverer(
+        &self,
+        worker: usize,
+        workers: usize,
+        idle_timeout: Duration,
+    ) -> impl FnMut() -> Vec<KafkaPartition> + 'static {
+        let source = self.clone();
+        let mut seen = self.partitions.len();
+        move || {
+            let ids = match source.known.lock() {
+                Ok(known) if known.len() > seen => known[seen..].to_vec(),
+                _ => return Vec::new(),
+            };
+            seen += ids.len();
+            let mine: Vec<(i32, Option<u64>)> = ids
+                .into_iter()
+                .filter(|&id| id as usize % workers == worker)
+                .map(|id| (id, None))
+                .collect();
+            if mine.is_empty() {
+                return Vec::new();
+            }
+            tracing::info!(topic = %source.spec.topic, partitions = ?mine, "new partitions");
+            source
+                .assign(&mine, &Resume::new(), idle_timeout)
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, "assigning new partitions");
+                    Vec::new()
+                })
+        }
+    }
+
+    /// One consumer for `partitions` (`(id, end)`), one queue per partition.
+    fn assign(
+        &self,
+        partitions: &[(i32, Option<u64>)],
+        resume: &Resume,
+        idle_timeout: Duration,
+    ) -> Result<Vec<KafkaPartition>, KafkaError> {
+        if partitions.is_empty() {
             return Ok(Vec::new());
         }
         let spec = &self.spec;
-        let consumer: Arc<BaseConsumer> = Arc::new(
-            spec.consumer_config()
-                .create()
-                .map_err(|e| spec.client_error(e))?,
-        );
+        let consumer = Arc::new(consumer(spec, &self.health)?);
         let mut assignment = TopicPartitionList::new();
-        for &(id, _) in &mine {
+        for &(id, _) in partitions {
             let offset = match resume.get(&(id as u32)) {
                 Some(&(next, _)) => Offset::Offset(next as i64),
                 None => Offset::Beginning,
@@ -130,21 +281,10 @@ impl KafkaSource {
         consumer
             .assign(&assignment)
             .map_err(|e| spec.client_error(e))?;
-        let highs: Vec<Arc<AtomicI64>> = mine
-            .iter()
-            .map(|&(_, high)| Arc::new(AtomicI64::new(high)))
-            .collect();
-        watch_high_watermarks(
-            spec,
-            mine.iter()
-                .map(|&(id, _)| id)
-                .zip(highs.iter().map(Arc::downgrade))
-                .collect(),
-        )?;
         let now = Instant::now();
-        mine.into_iter()
-            .zip(highs)
-            .map(|((id, high), latest_high)| {
+        partitions
+            .iter()
+            .map(|&(id, end)| {
                 // Split before the consumer is ever polled, so no message of this partition
                 // can land in the consumer's main queue.
                 let queue = consumer
@@ -156,17 +296,22 @@ impl KafkaSource {
                     })?;
                 let (next_offset, resumed_max) =
                     resume.get(&(id as u32)).copied().unwrap_or((0, None));
+                let listed_high = self
+                    .partitions
+                    .iter()
+                    .find(|p| p.0 == id)
+                    .map_or(0, |p| p.1);
                 Ok(KafkaPartition {
                     consumer: Arc::clone(&consumer),
                     queue,
                     topic: spec.topic.clone(),
                     partition: id,
                     next_offset,
-                    end: exit_at_end.then_some(high.max(0) as u64),
+                    end,
                     idle_timeout,
                     last_data: now,
                     idle: false,
-                    latest_high,
+                    listed_high,
                     resumed_max,
                 })
             })
@@ -174,9 +319,37 @@ impl KafkaSource {
     }
 }
 
+fn consumer(spec: &KafkaSpec, health: &Arc<KafkaHealth>) -> Result<Client, KafkaError> {
+    let context = KafkaContext {
+        topic: spec.topic.clone(),
+        highs: Mutex::default(),
+        health: Arc::clone(health),
+    };
+    spec.consumer_config()
+        .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        .create_with_context(context)
+        .map_err(|e| spec.client_error(e))
+}
+
+/// The topic's partition ids, sorted; `None` if the topic does not exist (yet).
+fn partition_ids(
+    consumer: &Client,
+    topic: &str,
+) -> Result<Option<Vec<i32>>, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let mut ids: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    ids.sort_unstable();
+    Ok((!ids.is_empty()).then_some(ids))
+}
+
 /// One assigned Kafka partition, polled without blocking.
 pub struct KafkaPartition {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<Client>,
     queue: Queue,
     topic: String,
     partition: i32,
@@ -185,8 +358,8 @@ pub struct KafkaPartition {
     idle_timeout: Duration,
     last_data: Instant,
     idle: bool,
-    /// The partition's high watermark, refreshed by [`watch_high_watermarks`].
-    latest_high: Arc<AtomicI64>,
+    /// The high watermark listed at start; fetch responses raise it (see [`KafkaContext`]).
+    listed_high: i64,
     /// The running maximum event time where an earlier run left off.
     resumed_max: Option<u64>,
 }
@@ -203,7 +376,12 @@ impl std::fmt::Debug for KafkaPartition {
 
 impl KafkaPartition {
     fn caught_up(&self) -> bool {
-        self.next_offset >= self.latest_high.load(Ordering::Relaxed).max(0) as u64
+        let high = self
+            .consumer
+            .context()
+            .high(self.partition)
+            .unwrap_or(self.listed_high);
+        self.next_offset >= high.max(0) as u64
     }
 
     fn at_end(&self) -> bool {
@@ -226,7 +404,8 @@ impl Partition for KafkaPartition {
         if self.at_end() {
             return Poll::Finished;
         }
-        // Serves librdkafka's events; the messages of split partitions never come here.
+        // Serves librdkafka's events (statistics, errors); the messages of split partitions
+        // never come here.
         if let Some(Err(error)) = self.consumer.poll(Duration::ZERO) {
             tracing::warn!(topic = %self.topic, partition = self.partition, %error, "kafka");
         }
@@ -287,41 +466,89 @@ impl Partition for KafkaPartition {
     }
 }
 
-/// Refreshes the high watermarks of `partitions` once a second on a thread of its own (the
-/// request is a network round trip a worker must not wait for). The thread ends when the
-/// partitions are dropped.
-fn watch_high_watermarks(
+/// Brokers answer ListOffsets from their log index, and some Kafka-compatible brokers get it
+/// wrong for batched logs (tansu 0.x reports the last batch's first offset + 1). A fetch
+/// response carries the high watermark of the partition's log itself, so this fetches the
+/// last batch of every non-empty partition (from the offset before the listed end), waits
+/// for the statistics that report the fetched high watermarks, and keeps the greater of the
+/// two ends. Costs one small fetch per partition, once.
+fn confirm_high_watermarks(
     spec: &KafkaSpec,
-    partitions: Vec<(i32, Weak<AtomicI64>)>,
+    health: &Arc<KafkaHealth>,
+    partitions: &mut [(i32, i64)],
 ) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = spec
-        .consumer_config()
-        .create()
+    let consumer = consumer(spec, health)?;
+    let mut assignment = TopicPartitionList::new();
+    for &(id, high) in partitions.iter().filter(|(_, high)| *high > 0) {
+        assignment
+            .add_partition_offset(&spec.topic, id, Offset::Offset(high - 1))
+            .map_err(|e| spec.client_error(e))?;
+    }
+    if assignment.count() == 0 {
+        return Ok(());
+    }
+    consumer
+        .assign(&assignment)
         .map_err(|e| spec.client_error(e))?;
+    let context = consumer.context();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let confirmed = partitions
+            .iter()
+            .all(|&(id, high)| high <= 0 || context.high(id).is_some_and(|h| h >= high));
+        if confirmed {
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(topic = %spec.topic, "could not confirm the ends of the partitions by fetching; using ListOffsets");
+            return Ok(());
+        }
+        if let Some(Err(error)) = consumer.poll(Duration::from_millis(100)) {
+            tracing::debug!(topic = %spec.topic, %error, "confirming ends");
+        }
+    }
+    for (id, high) in partitions.iter_mut() {
+        if let Some(fetched) = context.high(*id).filter(|&fetched| fetched > *high) {
+            tracing::info!(topic = %spec.topic, partition = *id, listed = *high, fetched, "the broker listed a lower end than it fetches; using the fetched one");
+            *high = fetched;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the topic's partition ids every [`DISCOVER_EVERY`] on a thread of its own, for as
+/// long as `known` lives.
+fn watch_partitions(
+    spec: &KafkaSpec,
+    consumer: Client,
+    known: Weak<Mutex<Vec<i32>>>,
+) -> Result<(), KafkaError> {
     let topic = spec.topic.clone();
     std::thread::Builder::new()
-        .name("tickflow-kafka-watermarks".into())
+        .name("tickflow-kafka-partitions".into())
         .spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(1));
-            let mut alive = false;
-            for (id, slot) in &partitions {
-                let Some(slot) = slot.upgrade() else {
-                    continue;
-                };
-                alive = true;
-                match consumer.fetch_watermarks(&topic, *id, Duration::from_secs(5)) {
-                    Ok((_, high)) => slot.store(high, Ordering::Relaxed),
-                    Err(error) => tracing::debug!(%topic, partition = id, %error, "watermarks"),
-                }
-            }
-            if !alive {
+            std::thread::sleep(DISCOVER_EVERY);
+            let Some(known) = known.upgrade() else {
                 return;
+            };
+            match partition_ids(&consumer, &topic) {
+                Ok(Some(ids)) => {
+                    if let Ok(mut known) = known.lock() {
+                        // Keep the order of discovery: workers look at what follows the ids
+                        // they have seen.
+                        let fresh: Vec<i32> =
+                            ids.into_iter().filter(|id| !known.contains(id)).collect();
+                        known.extend(fresh);
+                    }
+                }
+                Ok(None) => tracing::warn!(%topic, "the topic has gone"),
+                Err(error) => tracing::debug!(%topic, %error, "reading partitions"),
             }
         })
         .map(|_| ())
         .map_err(|e| {
             spec.client_error(rdkafka::error::KafkaError::Subscription(format!(
-                "starting the watermark thread: {e}"
+                "starting partition discovery: {e}"
             )))
         })
 }

@@ -29,7 +29,8 @@ mod operator;
 pub use generated::GeneratedPartition;
 
 pub use operator::{
-    partitioned_source, Counters, Item, Partition, Poll, SourceConfig, SourceStreams, Tally,
+    partitioned_source, Counters, Discover, Item, Partition, Poll, SourceConfig, SourceStreams,
+    Tally,
 };
 
 use serde::{Deserialize, Serialize};

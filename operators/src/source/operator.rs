@@ -224,14 +224,26 @@ struct Staged {
     rejects: Vec<RejectRow>,
 }
 
+/// Finds partitions that appeared while the source runs (a Kafka topic can grow).
+pub type Discover<P> = Box<dyn FnMut() -> Vec<P>>;
+
+/// How often a live source asks its [`Discover`] for new partitions.
+const DISCOVER_EVERY: Duration = Duration::from_secs(1);
+
 /// Builds a source operator reading `partitions` (this worker's share).
 ///
 /// The caller decides which partitions a worker owns; every worker must call this, even
 /// with no partitions, so that the dataflows are the same on all workers.
+///
+/// With `discover` the source is live: it never ends for lack of partitions (a worker
+/// without any holds its capability at the wall clock minus the lateness, like an idle
+/// partition), and partitions found later join at the source's current watermark, so their
+/// records from before it are late.
 pub fn partitioned_source<'scope, P: Partition>(
     scope: Scope<'scope, u64>,
     config: SourceConfig,
     partitions: Vec<P>,
+    mut discover: Option<Discover<P>>,
     committed: ProbeHandle<u64>,
     tally: Rc<RefCell<Tally>>,
 ) -> SourceStreams<'scope> {
@@ -262,20 +274,22 @@ pub fn partitioned_source<'scope, P: Partition>(
         // after it (a non-late record is at or after its partition's watermark), so holding
         // it is exactly the promise downstream operators need.
         let mut caps: Option<Vec<Capability<u64>>> = Some(capabilities);
+        let track = move |mut partition: P, watermark: Option<u64>| {
+            let first = partition.first_time();
+            Tracked {
+                partition,
+                max_seen: first.or(watermark.map(|w| w + lateness_ms)),
+                resume: VecDeque::new(),
+                reported: None,
+                unconfirmed: VecDeque::new(),
+                finished: false,
+            }
+        };
         let mut parts: Vec<Tracked<P>> = partitions
             .into_iter()
-            .map(|mut partition| {
-                let first = partition.first_time();
-                Tracked {
-                    partition,
-                    max_seen: first,
-                    resume: VecDeque::new(),
-                    reported: None,
-                    unconfirmed: VecDeque::new(),
-                    finished: false,
-                }
-            })
+            .map(|partition| track(partition, None))
             .collect();
+        let mut discovered_at = std::time::Instant::now();
         let mut staged = Staged::default();
         let mut next_part = 0usize;
         let longest_window = windows.sizes().last().copied().unwrap_or(1);
@@ -347,6 +361,16 @@ pub fn partitioned_source<'scope, P: Partition>(
             }
 
             let held_time = *held[0].time();
+            if let Some(discover) = discover.as_mut() {
+                if discovered_at.elapsed() >= DISCOVER_EVERY && !stopping {
+                    discovered_at = std::time::Instant::now();
+                    parts.extend(
+                        discover()
+                            .into_iter()
+                            .map(|partition| track(partition, Some(held_time))),
+                    );
+                }
+            }
             // Side by side: poll partitions round-robin so that none starves the others.
             // Sequential: only the first unfinished one.
             let count = parts.len();
@@ -506,7 +530,8 @@ pub fn partitioned_source<'scope, P: Partition>(
                         own
                     })
                 })
-                .min();
+                .min()
+                .or_else(|| (discover.is_some() && !stopping).then(|| windows.coarsen(wall)));
             let mut reports = Vec::new();
             for part in parts.iter_mut() {
                 let frontier = low.unwrap_or(u64::MAX);

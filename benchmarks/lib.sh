@@ -1,0 +1,30 @@
+# Shared by the benchmark scripts: `measure LABEL CMD...` runs CMD $runs times and prints a
+# markdown row: label, median events/s, every run's events/s, median peak RSS. The rate is
+# the first "N events/s" (or lines/s, messages/s) that CMD prints; the peak RSS comes from
+# /usr/bin/time. Before each run, `before_run` (if defined) is called.
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+measure() {
+    local label=$1
+    shift
+    local rates=() rss=()
+    for ((i = 0; i < runs; i++)); do
+        if declare -F before_run > /dev/null; then before_run; fi
+        local out
+        out=$( { /usr/bin/time -f "RSS %M" "$@" 2>&1 1>&3; } 3>&1 )
+        local rate
+        rate=$(grep -oE '[0-9.]+ (events|lines|messages)/s' <<< "$out" | head -n 1 | cut -d' ' -f1)
+        if [[ -z $rate ]]; then
+            echo "no rate in the output of: $*" >&2
+            echo "$out" >&2
+            return 1
+        fi
+        rates+=("$rate")
+        rss+=("$(grep -oE 'RSS [0-9]+' <<< "$out" | tail -n 1 | cut -d' ' -f2)")
+    done
+    local r m
+    r=$(printf '%s\n' "${rates[@]}" | median)
+    m=$(printf '%s\n' "${rss[@]}" | median)
+    printf '| %s | %.2fM | %s | %d MB |\n' "$label" "$(bc -l <<< "$r / 1000000")" "$(printf '%s ' "${rates[@]}")" "$((m / 1024))"
+}
