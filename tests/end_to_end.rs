@@ -425,7 +425,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         ),
         (
             vec!["run", "--sink", "mysql://x"],
-            "expected sqlite:PATH or none",
+            "expected sqlite:PATH, postgres://USER@HOST[:PORT]/DB or none",
         ),
         (vec!["run", "-n", "2", "-p", "2"], "out of range"),
     ] {

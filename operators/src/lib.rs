@@ -9,6 +9,8 @@ pub mod generator;
 pub mod kafka;
 pub mod model;
 pub mod parse;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sink;
 pub mod source;
 #[cfg(feature = "sqlite")]

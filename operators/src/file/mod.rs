@@ -141,6 +141,12 @@ impl FileSource {
         self.format
     }
 
+    /// Whether the partitions can be resumed at an offset (a mapped file can; standard input
+    /// and gzip are read as a stream).
+    pub fn seekable(&self) -> bool {
+        !matches!(self.body, Body::Stream)
+    }
+
     /// The partitions of the file owned by global worker `worker` of `workers`.
     pub fn partitions(&self, worker: usize, workers: usize) -> Vec<FilePartition> {
         match &self.body {
@@ -291,6 +297,15 @@ impl Chunk {
             }
         }
         self.map.as_deref()
+    }
+}
+
+impl FilePartition {
+    /// Resumes at byte `offset` of the file (chunks only; a stream cannot seek).
+    pub fn seek(&mut self, offset: u64) {
+        if let FilePartition::Chunk(chunk) = self {
+            chunk.seek(offset);
+        }
     }
 }
 

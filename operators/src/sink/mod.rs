@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  candles ─┐  exchange   ┌──────────────┐  bounded   ┌──────────────┐
-//!  rejects ─┼──to worker──▶ CommitSink op ├──channel──▶ writer thread ├──▶ SQLite / none / …
-//!  offsets ─┘     0       └──────▲───────┘            └──────┬───────┘
+//!  rejects ─┤──to worker──▶ CommitSink op ├──channel──▶ writer thread ├──▶ SQLite / PostgreSQL
+//!  trades  ─┤     0       └──────▲───────┘            └──────┬───────┘    / none
+//!  offsets ─┘                    │                           │
 //!                                └────── acknowledgements ───┘
 //! ```
 //!
@@ -19,7 +20,7 @@
 //! stops the run with that error.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 use timely::progress::frontier::AntichainRef;
 
-use crate::model::Candle;
+use crate::model::{Candle, Trade};
 use crate::source::{PartitionProgress, RejectRow};
 
 /// Everything to write in one transaction.
@@ -50,6 +51,17 @@ pub struct Commit {
     pub rejects: Vec<RejectRow>,
     /// Resume offsets, one per partition that moved.
     pub offsets: Vec<PartitionProgress>,
+    /// Valid trades to archive (`--store-trades`), in no particular order.
+    pub trades: Vec<Trade>,
+}
+
+/// Where an earlier run left a source (read back from a durable sink).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredProgress {
+    /// By partition: resume offset and the running maximum event time there.
+    pub partitions: HashMap<u32, (u64, Option<u64>)>,
+    /// Windows ending at or before this are committed.
+    pub frontier: Option<u64>,
 }
 
 /// A destination for commits. Runs on the writer thread.
@@ -75,6 +87,8 @@ pub struct SinkStatus {
     pub candles: u64,
     /// Reject rows committed.
     pub rejects: u64,
+    /// Trades archived (`--store-trades`).
+    pub trades: u64,
     /// Transactions committed.
     pub commits: u64,
     /// The writer's error, if it failed.
@@ -146,6 +160,7 @@ impl WriterThread {
                                 );
                                 status.candles += commit.candles.len() as u64;
                                 status.rejects += commit.rejects.len() as u64;
+                                status.trades += commit.trades.len() as u64;
                                 status.commits += 1;
                             }
                             Err(error) => status.error = Some(error.clone()),
@@ -183,6 +198,7 @@ struct Pending {
     candles: BTreeMap<u64, Vec<Candle>>,
     rejects: BTreeMap<u64, Vec<RejectRow>>,
     offsets: BTreeMap<u64, Vec<PartitionProgress>>,
+    trades: BTreeMap<u64, Vec<Trade>>,
     /// The least frontier at which a source reported stopping early.
     stopped_at: Option<u64>,
 }
@@ -194,6 +210,7 @@ impl Pending {
         let before = |t: Option<&u64>| t.is_some_and(|&t| t < frontier);
         before(self.candles.keys().next())
             || before(self.rejects.keys().next())
+            || before(self.trades.keys().next())
             || self
                 .offsets
                 .keys()
@@ -235,6 +252,17 @@ impl Pending {
         candles.sort();
         let mut rejects = split(&mut self.rejects, frontier);
         rejects.sort();
+        // Trades at times before the earlier run's frontier are archived already; after an
+        // early stop, those from the stop frontier on are left for the next run.
+        let later = match frontier.or(self.stopped_at) {
+            Some(t) => self.trades.split_off(&t),
+            None => BTreeMap::new(),
+        };
+        let trades: Vec<Trade> = std::mem::replace(&mut self.trades, later)
+            .into_iter()
+            .filter(|&(t, _)| t >= already)
+            .flat_map(|(_, batch)| batch)
+            .collect();
         // Latest report per partition wins: reports are made in time order.
         let mut offsets = BTreeMap::new();
         for report in split(&mut self.offsets, until) {
@@ -247,6 +275,7 @@ impl Pending {
             candles,
             rejects,
             offsets: offsets.into_values().collect(),
+            trades,
         }
     }
 }
@@ -260,6 +289,7 @@ fn offsets_until(frontier: u64, options: &SinkOptions) -> u64 {
 /// committed frontier, for a probe.
 pub fn commit_sink<'scope>(
     candles: Stream<'scope, u64, Vec<Candle>>,
+    trades: Stream<'scope, u64, Vec<Trade>>,
     rejects: Stream<'scope, u64, Vec<RejectRow>>,
     offsets: Stream<'scope, u64, Vec<PartitionProgress>>,
     writer: impl FnOnce() -> Box<dyn Writer>,
@@ -272,6 +302,7 @@ pub fn commit_sink<'scope>(
     let mut candles_in = builder.new_input(candles, Exchange::new(|_: &Candle| 0));
     let mut rejects_in = builder.new_input(rejects, Exchange::new(|_: &RejectRow| 0));
     let mut offsets_in = builder.new_input(offsets, Exchange::new(|_: &PartitionProgress| 0));
+    let mut trades_in = builder.new_input(trades, Exchange::new(|_: &Trade| 0));
     let (_output, committed) = builder.new_output::<Vec<()>>();
 
     let is_writer = scope.index() == 0;
@@ -296,6 +327,7 @@ pub fn commit_sink<'scope>(
                 candles_in.for_each(|_, _| {});
                 rejects_in.for_each(|_, _| {});
                 offsets_in.for_each(|_, _| {});
+                trades_in.for_each(|_, _| {});
                 cap = None;
                 return;
             };
@@ -307,6 +339,11 @@ pub fn commit_sink<'scope>(
             rejects_in.for_each(|time, data| {
                 if let Some(&t) = time.least() {
                     pending.rejects.entry(t).or_default().append(data);
+                }
+            });
+            trades_in.for_each(|time, data| {
+                if let Some(&t) = time.least() {
+                    pending.trades.entry(t).or_default().append(data);
                 }
             });
             offsets_in.for_each(|time, data| {

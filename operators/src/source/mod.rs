@@ -78,6 +78,50 @@ pub struct PartitionProgress {
     pub stopped_at: Option<u64>,
 }
 
+/// A partition that continues where an earlier run stopped reading it (the caller has
+/// already positioned it): the running maximum event time stored there restores its
+/// watermark, so lateness is judged as in the earlier run.
+#[derive(Debug)]
+pub struct Resumed<P> {
+    partition: P,
+    max_event_ms: Option<u64>,
+}
+
+impl<P: Partition> Resumed<P> {
+    /// Wraps `partition`, positioned where the stored progress says; `max_event_ms` is the
+    /// stored running maximum (`None` for a partition without stored progress).
+    pub fn new(partition: P, max_event_ms: Option<u64>) -> Resumed<P> {
+        Resumed {
+            partition,
+            max_event_ms,
+        }
+    }
+}
+
+impl<P: Partition> Partition for Resumed<P> {
+    fn index(&self) -> u32 {
+        self.partition.index()
+    }
+    fn first_time(&mut self) -> Option<u64> {
+        self.max_event_ms.or_else(|| self.partition.first_time())
+    }
+    fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
+        self.partition.poll(budget, emit)
+    }
+    fn position(&self) -> u64 {
+        self.partition.position()
+    }
+    fn error(&self) -> Option<String> {
+        self.partition.error()
+    }
+    fn idle(&self) -> bool {
+        self.partition.idle()
+    }
+    fn committed(&mut self, offset: u64) {
+        self.partition.committed(offset);
+    }
+}
+
 /// Reports made before this time are the ones a commit at `frontier` stores: a report is
 /// valid for its own time, and the stored offsets must cover every window still open at the
 /// frontier, the earliest of which starts at the frontier aligned down to the longest window.

@@ -543,11 +543,9 @@ pub fn partitioned_source<'scope, P: Partition>(
                 {
                     part.resume.pop_front();
                 }
-                let (offset, max_event_ms) = if part.finished {
-                    (part.partition.position(), part.max_seen)
-                } else {
-                    part.resume_point(frontier)
-                };
+                // Also for a finished partition: windows still open may hold its records, and
+                // a resumed run must read them again to complete those windows.
+                let (offset, max_event_ms) = part.resume_point(frontier);
                 if part.reported != Some(offset) {
                     part.reported = Some(offset);
                     // The report goes out at the capability's time after this activation.

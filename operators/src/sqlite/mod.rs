@@ -12,10 +12,9 @@
 //! database (another connection holding a lock) is retried for up to 60 s by SQLite itself;
 //! any other error fails the run with the path in the message.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Connection};
 
+pub use crate::sink::StoredProgress;
 use crate::sink::{Commit, Writer};
 
 /// The schema this issue's tables need; later components add theirs.
@@ -66,15 +65,6 @@ SELECT symbol, window_ms, start_ms,
        CAST(quote_volume AS REAL) AS quote_volume, CAST(vwap AS REAL) AS vwap, trades
 FROM candles;
 "#;
-
-/// Where an earlier run left a source (see [`SqliteWriter::stored_progress`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoredProgress {
-    /// By partition: resume offset and the running maximum event time there.
-    pub partitions: HashMap<u32, (u64, Option<u64>)>,
-    /// Windows ending at or before this are committed.
-    pub frontier: Option<u64>,
-}
 
 /// Writes commits into a SQLite database file.
 #[derive(Debug)]

@@ -1,0 +1,516 @@
+//! The PostgreSQL sink (`--sink postgres://USER[:PASSWORD]@HOST[:PORT]/DB`).
+//!
+//! ```text
+//!  Commit ──▶ BEGIN
+//!             COPY candles_stage FROM STDIN (binary)  ─▶ INSERT INTO candles … ON CONFLICT DO UPDATE
+//!             COPY rejects_stage FROM STDIN (binary)  ─▶ INSERT INTO rejects … ON CONFLICT DO NOTHING
+//!             COPY trades        FROM STDIN (binary)     (--store-trades)
+//!             upsert source_offsets, resume_frontier
+//!             COMMIT
+//! ```
+//!
+//! Same contract as the SQLite sink: each [`Commit`] is one transaction with the resume
+//! offsets that produced it, and replaying one changes nothing (upserts on the primary keys;
+//! trades are never replayed, because the sink drops those an earlier run archived). Prices
+//! and volumes are `NUMERIC`, sent exactly in NUMERIC's binary form ([`numeric`]).
+//!
+//! Schema: versioned migrations ([`MIGRATIONS`]) recorded in `schema_migrations`, applied at
+//! start under an advisory lock, so several processes may start at once.
+//!
+//! Failures: a lost connection or a server that is shutting down or starting up is retried
+//! with capped backoff (0.1 s doubling to 5 s) for up to [`RETRY_FOR`], re-running the whole
+//! commit on a new connection; meanwhile the sink holds its capability, the sources stop at
+//! their lag limit, and memory stays bounded. Any other error fails the run. A password in
+//! the URL never appears in messages: they name the sink by [`redact`]ed URL.
+
+mod numeric;
+
+use std::time::{Duration, Instant};
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::error::SqlState;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls, Transaction};
+
+pub use numeric::Numeric;
+
+use crate::sink::{Commit, StoredProgress, Writer};
+
+/// How long a lost database is retried before the run fails.
+pub const RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// Lock id taken while migrating ("tickflow" in ASCII, truncated to 63 bits).
+const MIGRATION_LOCK: i64 = 0x7469_636b_666c_6f77;
+
+/// The schema, in order. Each runs once per database, in its own transaction; a database is
+/// at version `n` when `schema_migrations` lists 1..=n. Never edit a released migration: add
+/// one.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "candles, rejects, resume offsets; views with timestamptz",
+        r#"
+CREATE TABLE candles (
+    symbol       TEXT    NOT NULL,
+    window_ms    BIGINT  NOT NULL,
+    start_ms     BIGINT  NOT NULL,
+    open         NUMERIC NOT NULL,
+    high         NUMERIC NOT NULL,
+    low          NUMERIC NOT NULL,
+    close        NUMERIC NOT NULL,
+    volume       NUMERIC NOT NULL,
+    quote_volume NUMERIC,
+    vwap         NUMERIC,
+    trades       BIGINT,
+    PRIMARY KEY (symbol, window_ms, start_ms)
+);
+-- "The latest candles of every symbol" and roll-ups scan one window size by time.
+CREATE INDEX candles_by_window_start ON candles (window_ms, start_ms);
+CREATE TABLE rejects (
+    source      TEXT    NOT NULL,
+    partition   INTEGER NOT NULL,
+    "offset"    BIGINT  NOT NULL,
+    received_ms BIGINT  NOT NULL,
+    reason      TEXT    NOT NULL,
+    detail      TEXT,
+    raw         BYTEA,
+    PRIMARY KEY (source, partition, "offset")
+);
+CREATE INDEX rejects_by_reason_time ON rejects (reason, received_ms);
+CREATE TABLE source_offsets (
+    source       TEXT    NOT NULL,
+    partition    INTEGER NOT NULL,
+    next_offset  BIGINT  NOT NULL,
+    finished     BOOLEAN NOT NULL DEFAULT false,
+    updated_ms   BIGINT  NOT NULL,
+    max_event_ms BIGINT,
+    PRIMARY KEY (source, partition)
+);
+CREATE TABLE resume_frontier (
+    source      TEXT   NOT NULL PRIMARY KEY,
+    frontier_ms BIGINT,
+    updated_ms  BIGINT NOT NULL
+);
+CREATE VIEW candles_at AS
+SELECT symbol, window_ms, to_timestamp(start_ms / 1000.0) AS start_at,
+       to_timestamp((start_ms + window_ms) / 1000.0) AS end_at,
+       open, high, low, close, volume, quote_volume, vwap, trades
+FROM candles;
+CREATE VIEW rejects_at AS
+SELECT source, partition, "offset", to_timestamp(received_ms / 1000.0) AS received_at,
+       reason, detail, encode(raw, 'escape') AS raw_text
+FROM rejects;
+"#,
+    ),
+    (
+        2,
+        "trades archive (--store-trades)",
+        r#"
+CREATE TABLE trades (
+    symbol      TEXT    NOT NULL,
+    trade_id    BIGINT  NOT NULL,
+    price       NUMERIC NOT NULL,
+    qty         NUMERIC NOT NULL,
+    time_ms     BIGINT  NOT NULL,
+    buyer_maker BOOLEAN NOT NULL
+);
+-- A BRIN index keeps bulk loads fast; trades arrive roughly in time order.
+CREATE INDEX trades_by_time ON trades USING brin (time_ms);
+"#,
+    ),
+];
+
+/// `url` with any password replaced by `***`, for messages and logs.
+///
+/// ```
+/// use tickflow_operators::postgres::redact;
+/// assert_eq!(redact("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+/// assert_eq!(redact("postgres://u@h/db?password=x&a=b"), "postgres://u@h/db?password=***&a=b");
+/// assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+/// ```
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    if scheme.is_empty() {
+        format!("{authority}{tail}")
+    } else {
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
+/// Whether `error` means the connection or the server went away (retry on a new
+/// connection) rather than that the statement is wrong.
+fn is_transient(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(code)
+        }
+        // No SQLSTATE: an I/O error (refused, reset) or a failed connection attempt.
+        None => error.as_db_error().is_none(),
+    }
+}
+
+/// Writes commits into a PostgreSQL database.
+pub struct PostgresWriter {
+    url: String,
+    config: postgres::Config,
+    client: Option<Client>,
+    store_trades: bool,
+}
+
+impl std::fmt::Debug for PostgresWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresWriter({})", redact(&self.url))
+    }
+}
+
+impl PostgresWriter {
+    /// Connects to `url` and brings its schema up to date. With `store_trades`, every commit
+    /// also archives its trades.
+    pub fn open(url: &str, store_trades: bool) -> Result<PostgresWriter, String> {
+        let config: postgres::Config = url.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
+        let mut writer = PostgresWriter {
+            url: url.to_owned(),
+            config,
+            client: None,
+            store_trades,
+        };
+        writer.connect().map_err(|e| writer.fail(&e))?;
+        Ok(writer)
+    }
+
+    /// Where an earlier run into the database at `url` left `source` (see
+    /// [`StoredProgress`]); the schema is created if missing.
+    pub fn stored_progress(url: &str, source: &str) -> Result<StoredProgress, String> {
+        let mut writer = PostgresWriter::open(url, false)?;
+        let client = writer.client.as_mut().ok_or("not connected")?;
+        let read = |client: &mut Client| -> Result<StoredProgress, postgres::Error> {
+            let mut progress = StoredProgress::default();
+            for row in client.query(
+                "SELECT partition, next_offset, max_event_ms FROM source_offsets WHERE source = $1",
+                &[&source],
+            )? {
+                let partition: i32 = row.get(0);
+                let next: i64 = row.get(1);
+                let max: Option<i64> = row.get(2);
+                progress
+                    .partitions
+                    .insert(partition as u32, (next as u64, max.map(|m| m as u64)));
+            }
+            let frontier = client.query_opt(
+                "SELECT frontier_ms FROM resume_frontier WHERE source = $1",
+                &[&source],
+            )?;
+            progress.frontier = frontier
+                .and_then(|row| row.get::<_, Option<i64>>(0))
+                .map(|f| f as u64);
+            Ok(progress)
+        };
+        read(client).map_err(|e| writer.fail(&e))
+    }
+
+    fn fail(&self, error: &postgres::Error) -> String {
+        // The client's messages never contain the password; the URL is redacted.
+        let detail = match error.as_db_error() {
+            Some(db) => format!("{}: {}", db.severity(), db.message()),
+            None => error.to_string(),
+        };
+        format!("{}: {detail}", redact(&self.url))
+    }
+
+    fn connect(&mut self) -> Result<(), postgres::Error> {
+        let mut client = self.config.connect(NoTls)?;
+        migrate(&mut client)?;
+        // Per-connection staging tables for the upserts, emptied by every commit.
+        client.batch_execute(
+            "CREATE TEMP TABLE candles_stage (LIKE candles) ON COMMIT DELETE ROWS;
+             CREATE TEMP TABLE rejects_stage (LIKE rejects) ON COMMIT DELETE ROWS;",
+        )?;
+        self.client = Some(client);
+        Ok(())
+    }
+
+    fn write_commit(&mut self, commit: &Commit) -> Result<(), postgres::Error> {
+        if self.client.is_none() {
+            self.connect()?;
+        }
+        let store_trades = self.store_trades;
+        let Some(client) = self.client.as_mut() else {
+            return Ok(());
+        };
+        let mut tx = client.transaction()?;
+        copy_candles(&mut tx, commit)?;
+        copy_rejects(&mut tx, commit)?;
+        if store_trades && !commit.trades.is_empty() {
+            copy_trades(&mut tx, commit)?;
+        }
+        let now = crate::source::now_ms() as i64;
+        if !commit.offsets.is_empty() {
+            let upsert = tx.prepare(
+                "INSERT INTO source_offsets (source, partition, next_offset, finished, updated_ms, \
+                 max_event_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, partition) \
+                 DO UPDATE SET next_offset = excluded.next_offset, finished = excluded.finished, \
+                 updated_ms = excluded.updated_ms, max_event_ms = excluded.max_event_ms",
+            )?;
+            for o in &commit.offsets {
+                tx.execute(
+                    &upsert,
+                    &[
+                        &o.source,
+                        &(o.partition as i32),
+                        &(o.next_offset as i64),
+                        &o.finished,
+                        &now,
+                        &o.max_event_ms.map(|m| m as i64),
+                    ],
+                )?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO resume_frontier (source, frontier_ms, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET frontier_ms = excluded.frontier_ms, \
+             updated_ms = excluded.updated_ms",
+            &[
+                &commit.source,
+                &commit.resume_frontier.map(|f| f as i64),
+                &now,
+            ],
+        )?;
+        tx.commit()
+    }
+}
+
+impl Writer for PostgresWriter {
+    fn write(&mut self, commit: &Commit) -> Result<(), String> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.write_commit(commit) {
+                Ok(()) => return Ok(()),
+                Err(error) if is_transient(&error) && started.elapsed() < RETRY_FOR => {
+                    tracing::warn!(
+                        sink = %redact(&self.url),
+                        error = %self.fail(&error),
+                        retry_in = ?backoff,
+                        "database unavailable; retrying the commit"
+                    );
+                    self.client = None;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(self.fail(&error)),
+            }
+        }
+    }
+}
+
+/// Applies the migrations this database lacks, each in its own transaction, holding an
+/// advisory lock so that concurrent starts apply each exactly once.
+fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     INTEGER     PRIMARY KEY,
+             description TEXT        NOT NULL,
+             applied_at  TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM schema_migrations", &[])?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for &(version, description, sql) in MIGRATIONS {
+        if applied.contains(&version) {
+            continue;
+        }
+        tracing::info!(version, description, "migrating the database");
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
+            &[&version, &description],
+        )?;
+    }
+    tx.commit()
+}
+
+fn copy_rows(
+    tx: &mut Transaction<'_>,
+    statement: &str,
+    types: &[Type],
+    mut rows: impl FnMut(
+        &mut dyn FnMut(&[&(dyn ToSql + Sync)]) -> Result<(), postgres::Error>,
+    ) -> Result<(), postgres::Error>,
+) -> Result<(), postgres::Error> {
+    let sink = tx.copy_in(statement)?;
+    let mut writer = BinaryCopyInWriter::new(sink, types);
+    rows(&mut |row| writer.write(row))?;
+    writer.finish()?;
+    Ok(())
+}
+
+fn copy_candles(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
+    if commit.candles.is_empty() {
+        return Ok(());
+    }
+    use Type as T;
+    copy_rows(
+        tx,
+        "COPY candles_stage (symbol, window_ms, start_ms, open, high, low, close, volume, \
+         quote_volume, vwap, trades) FROM STDIN (FORMAT binary)",
+        &[
+            T::TEXT,
+            T::INT8,
+            T::INT8,
+            T::NUMERIC,
+            T::NUMERIC,
+            T::NUMERIC,
+            T::NUMERIC,
+            T::NUMERIC,
+            T::NUMERIC,
+            T::NUMERIC,
+            T::INT8,
+        ],
+        |write| {
+            for c in &commit.candles {
+                let (open, high, low, close, volume) = (
+                    c.open.to_string(),
+                    c.high.to_string(),
+                    c.low.to_string(),
+                    c.close.to_string(),
+                    c.volume.to_string(),
+                );
+                let quote_volume = c.quote_volume.map(|q| q.to_string());
+                let vwap = c.vwap.map(|v| v.to_string());
+                write(&[
+                    &c.symbol.as_str(),
+                    &(c.window_ms as i64),
+                    &(c.start_ms as i64),
+                    &Numeric(&open),
+                    &Numeric(&high),
+                    &Numeric(&low),
+                    &Numeric(&close),
+                    &Numeric(&volume),
+                    &quote_volume.as_deref().map(Numeric),
+                    &vwap.as_deref().map(Numeric),
+                    &c.trades.map(|t| t as i64),
+                ])?;
+            }
+            Ok(())
+        },
+    )?;
+    tx.execute(
+        "INSERT INTO candles SELECT * FROM candles_stage \
+         ON CONFLICT (symbol, window_ms, start_ms) DO UPDATE SET open = excluded.open, \
+         high = excluded.high, low = excluded.low, close = excluded.close, \
+         volume = excluded.volume, quote_volume = excluded.quote_volume, \
+         vwap = excluded.vwap, trades = excluded.trades",
+        &[],
+    )?;
+    Ok(())
+}
+
+fn copy_rejects(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
+    if commit.rejects.is_empty() {
+        return Ok(());
+    }
+    use Type as T;
+    copy_rows(
+        tx,
+        "COPY rejects_stage (source, partition, \"offset\", received_ms, reason, detail, raw) \
+         FROM STDIN (FORMAT binary)",
+        &[
+            T::TEXT,
+            T::INT4,
+            T::INT8,
+            T::INT8,
+            T::TEXT,
+            T::TEXT,
+            T::BYTEA,
+        ],
+        |write| {
+            for r in &commit.rejects {
+                write(&[
+                    &r.source,
+                    &(r.partition as i32),
+                    &(r.offset as i64),
+                    &(r.received_ms as i64),
+                    &r.reason,
+                    &r.detail,
+                    &r.raw.as_slice(),
+                ])?;
+            }
+            Ok(())
+        },
+    )?;
+    tx.execute(
+        "INSERT INTO rejects SELECT * FROM rejects_stage ON CONFLICT DO NOTHING",
+        &[],
+    )?;
+    Ok(())
+}
+
+fn copy_trades(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
+    use Type as T;
+    let mut price = String::new();
+    let mut qty = String::new();
+    copy_rows(
+        tx,
+        "COPY trades (symbol, trade_id, price, qty, time_ms, buyer_maker) FROM STDIN (FORMAT binary)",
+        &[T::TEXT, T::INT8, T::NUMERIC, T::NUMERIC, T::INT8, T::BOOL],
+        |write| {
+            use std::fmt::Write as _;
+            for t in &commit.trades {
+                price.clear();
+                qty.clear();
+                let _ = write!(price, "{}", t.price);
+                let _ = write!(qty, "{}", t.qty);
+                write(&[
+                    &t.symbol.as_str(),
+                    &(t.id as i64),
+                    &Numeric(&price),
+                    &Numeric(&qty),
+                    &(t.time_ms as i64),
+                    &t.buyer_maker,
+                ])?;
+            }
+            Ok(())
+        },
+    )
+}

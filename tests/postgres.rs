@@ -1,0 +1,349 @@
+//! The PostgreSQL sink against a real server: `scripts/test.sh` starts a throwaway cluster
+//! (`scripts/pg.sh`) and passes its URL in `TICKFLOW_TEST_POSTGRES`; each test works in a
+//! database of its own. The outage test starts a cluster of its own, which it stops and
+//! restarts.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{candles, generate, path, spawn_tickflow, tickflow, tickflow_unchecked};
+use postgres::{Client, NoTls};
+use rand::{Rng, SeedableRng};
+
+fn server() -> String {
+    std::env::var("TICKFLOW_TEST_POSTGRES").expect(
+        "TICKFLOW_TEST_POSTGRES is not set: run the suite with `bash scripts/test.sh`, which \
+         starts a throwaway PostgreSQL (or point it at a server where databases may be created)",
+    )
+}
+
+/// A new, empty database for one test; returns its URL.
+fn fresh_database(name: &str) -> String {
+    let server = server();
+    let mut client = Client::connect(&server, NoTls).expect("server reachable");
+    // One statement per call: multi-statement strings run as one transaction block.
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .expect("database dropped");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("database created");
+    let base = server.rsplit_once('/').expect("URL with a database").0;
+    format!("{base}/{name}")
+}
+
+/// Every candle, each value as PostgreSQL prints it (NUMERIC keeps the scale it was given,
+/// so exact decimals print as the SQLite sink stores them).
+fn pg_candles(url: &str) -> Vec<Vec<String>> {
+    pg_rows(
+        url,
+        "SELECT symbol, window_ms::text, start_ms::text, open::text, high::text, low::text, \
+         close::text, volume::text, quote_volume::text, vwap::text, trades::text \
+         FROM candles ORDER BY symbol, window_ms, start_ms",
+    )
+}
+
+fn pg_rows(url: &str, query: &str) -> Vec<Vec<String>> {
+    let mut client = Client::connect(url, NoTls).expect("database reachable");
+    client
+        .query(query, &[])
+        .expect("query runs")
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| {
+                    row.get::<_, Option<String>>(i)
+                        .unwrap_or_else(|| "NULL".to_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn pg_count(url: &str, query: &str) -> i64 {
+    let mut client = Client::connect(url, NoTls).expect("database reachable");
+    client.query_one(query, &[]).expect("query runs").get(0)
+}
+
+/// The file's candles through the SQLite sink: the reference for the PostgreSQL runs.
+fn reference(dir: &Path, source: &str) -> Vec<Vec<String>> {
+    tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            source,
+            "--sink",
+            "sqlite:ref.db",
+            "-w",
+            "2",
+        ],
+    );
+    candles(&path(dir, "ref.db"))
+}
+
+#[test]
+fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let file = generate(dir, "t.jsonl", 50_000);
+    // Some broken lines, to fill `rejects`.
+    let mut text = std::fs::read(&file).expect("read");
+    text.extend_from_slice(b"{\"e\":\"trade\",\"s\":\"BTCUSDT\"\nnot json\n\xff\xfe\n");
+    std::fs::write(&file, text).expect("write");
+    let source = format!("file:{}", file.display());
+    let expected = reference(dir, &source);
+    let url = fresh_database("tf_tables");
+    tickflow(
+        dir,
+        &["run", "--source", &source, "--sink", &url, "-w", "2"],
+    );
+    assert_eq!(pg_candles(&url), expected);
+    assert_eq!(
+        pg_count(&url, "SELECT count(*) FROM rejects"),
+        3,
+        "every broken line is dead-lettered"
+    );
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT version::text FROM schema_migrations ORDER BY version"
+        ),
+        vec![vec!["1".to_owned()], vec!["2".to_owned()]]
+    );
+    // Prices are NUMERIC, and the views give timestamps.
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'candles' AND column_name = 'vwap'"
+        ),
+        vec![vec!["numeric".to_owned()]]
+    );
+    assert!(
+        pg_count(
+            &url,
+            "SELECT count(*) FROM candles_at WHERE end_at > start_at"
+        ) > 0
+    );
+    // The same command again: everything is already there, nothing changes.
+    tickflow(
+        dir,
+        &["run", "--source", &source, "--sink", &url, "-w", "1"],
+    );
+    assert_eq!(pg_candles(&url), expected);
+    assert_eq!(pg_count(&url, "SELECT count(*) FROM rejects"), 3);
+}
+
+#[test]
+fn the_sql_examples_run_and_return_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let file = generate(dir, "t.jsonl", 200_000);
+    let mut text = std::fs::read(&file).expect("read");
+    text.extend_from_slice(b"not json\n");
+    std::fs::write(&file, text).expect("write");
+    let source = format!("file:{}", file.display());
+    let url = fresh_database("tf_examples");
+    tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &source,
+            "--sink",
+            &url,
+            "--windows",
+            "1m,1h",
+        ],
+    );
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sql");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&examples).expect("scripts/sql") {
+        let file = entry.expect("entry").path();
+        if file.extension().is_none_or(|e| e != "sql") {
+            continue;
+        }
+        let query = std::fs::read_to_string(&file).expect("read");
+        let mut client = Client::connect(&url, NoTls).expect("database reachable");
+        let rows = client
+            .query(query.trim().trim_end_matches(';'), &[])
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(!rows.is_empty(), "{} returns no rows", file.display());
+        ran += 1;
+    }
+    assert!(ran >= 4, "only {ran} examples found");
+}
+
+#[test]
+fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let file = generate(dir, "t.jsonl", 1_500_000);
+    let source = format!("file:{}", file.display());
+    let expected = reference(dir, &source);
+    let url = fresh_database("tf_crash");
+    // A new seed each run (set TICKFLOW_TEST_SEED to repeat one).
+    let seed: u64 = std::env::var("TICKFLOW_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(tickflow_operators::source::now_ms);
+    eprintln!("kill points from seed {seed}");
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let args = [
+        "run", "--source", &source, "--sink", &url, "-w", "2", "--quiet",
+    ];
+    let mut killed_mid_run = 0;
+    for _ in 0..5 {
+        let child = spawn_tickflow(dir, &args);
+        // A whole run takes about 2.5 s here (debug build); each restart re-reads from the
+        // start of the open 1-minute windows, so these points fall inside the runs.
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1300)));
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill runs");
+        let out = child.wait_with_output().expect("ends");
+        if !out.status.success() {
+            killed_mid_run += 1;
+        }
+    }
+    assert!(
+        killed_mid_run >= 3,
+        "only {killed_mid_run} runs were killed before they ended"
+    );
+    // Progress was made and stored in between (not only by the last run).
+    assert!(pg_count(&url, "SELECT count(*) FROM source_offsets") > 0);
+    tickflow(dir, &args[..args.len() - 1]);
+    let got = pg_candles(&url);
+    assert_eq!(got.len(), expected.len(), "candle count (seed {seed})");
+    assert!(
+        got == expected,
+        "candles differ from the clean run (seed {seed})"
+    );
+}
+
+/// A PostgreSQL cluster of its own (`scripts/pg.sh`), removed when dropped: the outage test
+/// stops and restarts it without disturbing the tests that share the suite's server.
+struct OwnCluster {
+    dir: std::path::PathBuf,
+}
+
+impl OwnCluster {
+    fn pg(&self, command: &str) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(command)
+            .arg(&self.dir)
+            .output()
+            .expect("pg.sh runs");
+        assert!(
+            out.status.success(),
+            "pg.sh {command} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        self.pg("remove");
+    }
+}
+
+#[test]
+fn a_database_outage_mid_run_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = OwnCluster {
+        dir: dir.join("pg"),
+    };
+    let url = cluster.pg("start");
+    // 300 s of event time, and the sources may run at most 20 s ahead of the committed
+    // results: the run cannot finish while the database is down, and its memory is bounded.
+    let args = [
+        "run",
+        "--rate",
+        "0",
+        "--events",
+        "3000000",
+        "--sink",
+        &url,
+        "-w",
+        "2",
+        "--max-lag",
+        "20s",
+    ];
+    let reference_args = [
+        "run",
+        "--rate",
+        "0",
+        "--events",
+        "3000000",
+        "--sink",
+        "sqlite:ref.db",
+        "-w",
+        "2",
+    ];
+    tickflow(dir, &reference_args);
+    let child = spawn_tickflow(dir, &args);
+    std::thread::sleep(Duration::from_millis(400));
+    cluster.pg("stop");
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.pg("start");
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("database unavailable; retrying"),
+        "the outage is reported: {stderr}"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+}
+
+#[test]
+fn a_password_never_appears_in_output_or_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let url = fresh_database("tf_secret");
+    // The throwaway server trusts local connections, so any password is accepted.
+    let with_password = url.replacen("postgres@", "postgres:Sw0rdf1sh@", 1);
+    let ok = Command::new(common::BIN)
+        .args([
+            "run",
+            "--rate",
+            "0",
+            "--events",
+            "20000",
+            "--sink",
+            &with_password,
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let unreachable = "postgres://postgres:Sw0rdf1sh@127.0.0.1:1/nothing";
+    let failed = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", unreachable]);
+    assert!(!failed.status.success());
+    let bad_spec = tickflow_unchecked(dir, &["run", "--sink", "postgre://u:Sw0rdf1sh@h/db"]);
+    for out in [&ok, &failed, &bad_spec] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("Sw0rdf1sh"), "password leaked: {all}");
+    }
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(said.contains("postgres:***@"), "{said}");
+}
