@@ -9,7 +9,8 @@
 #
 # The server binaries are looked up in $PG_BIN, then /usr/lib/postgresql/*/bin (Debian's
 # postgresql-15 package), then PATH. As root, the server runs as the `postgres` user (via
-# runuser), which the package creates. Settings for tests: fsync off, no full-page writes.
+# runuser), which the package creates. Settings for tests: fsync off, no full-page writes,
+# asynchronous commit; PG_DURABLE=1 keeps PostgreSQL's durable defaults (for benchmarks).
 set -euo pipefail
 cmd=${1:?usage: pg.sh start|stop|remove DIR}
 dir=${2:?usage: pg.sh start|stop|remove DIR}
@@ -57,8 +58,11 @@ start)
         echo "postgres://postgres@127.0.0.1:$port/postgres"
         exit 0
     fi
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=50" \
+    options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=50"
+    if [[ ${PG_DURABLE:-0} != 1 ]]; then
+        options+=" -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    fi
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$options" \
         > /dev/null || { cat "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

@@ -445,7 +445,7 @@ fn summary(t: &Tally, s: &SinkStatus, process: usize, processes: usize, seconds:
         String::new()
     };
     format!(
-        "tickflow: done{who} in {seconds:.2}s: {} events read, {} trades, {} candle rows read, {skipped} skipped{}, {rejected} rejected{}, {} candles and {} rejects written in {} commits, {:.0} events/s",
+        "tickflow: done{who} in {seconds:.2}s: {} events read, {} trades, {} candle rows read, {skipped} skipped{}, {rejected} rejected{}, {} candles and {} rejects written{} in {} commits ({:.2}s in the sink's writer), {:.0} events/s",
         t.records,
         t.trades,
         t.candles,
@@ -453,7 +453,13 @@ fn summary(t: &Tally, s: &SinkStatus, process: usize, processes: usize, seconds:
         list(t.rejected.iter().map(|(k, n)| (k.to_string(), *n)).collect()),
         s.candles,
         s.rejects,
+        if s.trades > 0 {
+            format!(", {} trades archived", s.trades)
+        } else {
+            String::new()
+        },
         s.commits,
+        s.write_seconds,
         t.records as f64 / seconds.max(1e-9),
     )
 }

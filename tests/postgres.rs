@@ -194,14 +194,22 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     eprintln!("kill points from seed {seed}");
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
     let args = [
-        "run", "--source", &source, "--sink", &url, "-w", "2", "--quiet",
+        "run",
+        "--source",
+        &source,
+        "--sink",
+        &url,
+        "-w",
+        "2",
+        "--store-trades",
+        "--quiet",
     ];
     let mut killed_mid_run = 0;
     for _ in 0..5 {
         let child = spawn_tickflow(dir, &args);
-        // A whole run takes about 2.5 s here (debug build); each restart re-reads from the
+        // A whole run takes about 6.5 s here (debug build); each restart re-reads from the
         // start of the open 1-minute windows, so these points fall inside the runs.
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..1300)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(1500..4500)));
         let pid = child.id().to_string();
         Command::new("kill")
             .args(["-KILL", &pid])
@@ -219,6 +227,15 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     // Progress was made and stored in between (not only by the last run).
     assert!(pg_count(&url, "SELECT count(*) FROM source_offsets") > 0);
     tickflow(dir, &args[..args.len() - 1]);
+    // Every trade archived exactly once.
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["1500000".to_owned(), "1500000".to_owned()]],
+        "seed {seed}"
+    );
     let got = pg_candles(&url);
     assert_eq!(got.len(), expected.len(), "candle count (seed {seed})");
     assert!(

@@ -89,6 +89,8 @@ pub struct SinkStatus {
     pub rejects: u64,
     /// Trades archived (`--store-trades`).
     pub trades: u64,
+    /// Seconds the writer spent writing commits (waiting for the database included).
+    pub write_seconds: f64,
     /// Transactions committed.
     pub commits: u64,
     /// The writer's error, if it failed.
@@ -138,8 +140,10 @@ impl WriterThread {
             .name("tickflow-writer".into())
             .spawn(move || {
                 for commit in receive {
+                    let started = std::time::Instant::now();
                     let result = writer.write(&commit);
                     if let Ok(mut status) = status.lock() {
+                        status.write_seconds += started.elapsed().as_secs_f64();
                         match &result {
                             Ok(()) => {
                                 let now = crate::source::now_ms();
