@@ -379,7 +379,11 @@ pub fn commit_sink<'scope>(
             }
 
             // One commit in flight at a time: while the writer works, the next batch grows.
-            let frontier = min_frontier(frontiers);
+            // Once a source has stopped early, nothing at or after its stop frontier is
+            // complete, even if the frontier moves on (a worker that stopped dropped its
+            // capabilities while another was further ahead).
+            let frontier =
+                min_frontier(frontiers).map(|f| pending.stopped_at.map_or(f, |stop| f.min(stop)));
             if queued.is_none() && in_flight == 0 && !sent_final {
                 let has_rows = match frontier {
                     None => true,
