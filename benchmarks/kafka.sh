@@ -14,23 +14,14 @@
 #     bash benchmarks/kafka.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
 events=${1:-5000000}
-runs=${RUNS:-3}
-cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
-bin=$CARGO_TARGET_DIR/release/tickflow
+# shellcheck source=benchmarks/lib.sh
+source benchmarks/lib.sh
+setup "$events"
 count=$CARGO_TARGET_DIR/release/kafka-count
-data=bench-data
-mkdir -p "$data"
-file=$data/trades-$events.jsonl
-if [[ ! -s $file ]]; then
-    "$bin" generate --out "$file" --events "$events" --quiet
-fi
 
 # shellcheck source=scripts/tansu.sh
 source scripts/tansu.sh
-# shellcheck source=benchmarks/lib.sh
-source benchmarks/lib.sh
 trap stop_tansu EXIT
 start_tansu "$data"
 broker="kafka://127.0.0.1:$TANSU_PORT"

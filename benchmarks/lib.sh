@@ -1,7 +1,24 @@
-# Shared by the benchmark scripts: `measure LABEL CMD...` runs CMD $runs times and prints a
+# Shared by the benchmark scripts (sourced from the repository root, EVENTS as $1):
+# `setup` builds the release binaries and sets bin, data, file (EVENTS generated trades as
+# JSON lines in bench-data/, made once, then read into the page cache) and runs (RUNS,
+# default 3). `measure LABEL CMD...` runs CMD $runs times and prints a
 # markdown row: label, median events/s, every run's events/s, median peak RSS. The rate is
 # the first "N events/s" (or lines/s, messages/s) that CMD prints; the peak RSS comes from
 # /usr/bin/time. Before each run, `before_run` (if defined) is called.
+
+setup() {
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
+    runs=${RUNS:-3}
+    cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
+    bin=$CARGO_TARGET_DIR/release/tickflow
+    data=$PWD/bench-data
+    mkdir -p "$data"
+    file=$data/trades-$1.jsonl
+    if [[ ! -s $file ]]; then
+        "$bin" generate --out "$file" --events "$1" --quiet
+    fi
+    cat "$file" > /dev/null
+}
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

@@ -13,26 +13,16 @@
 #     bash benchmarks/postgres.sh [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
 events=${1:-5000000}
-runs=${RUNS:-3}
-cargo build --release --locked --quiet -p tickflow
-bin=$CARGO_TARGET_DIR/release/tickflow
-data=$PWD/bench-data
-mkdir -p "$data"
-file=$data/trades-$events.jsonl
-if [[ ! -s $file ]]; then
-    "$bin" generate --out "$file" --events "$events" --quiet
-fi
-cat "$file" > /dev/null # into the page cache
+# shellcheck source=benchmarks/lib.sh
+source benchmarks/lib.sh
+setup "$events"
 
 pgdir=$data/pg
 trap 'bash scripts/pg.sh remove "$pgdir"' EXIT
 server=$(PG_DURABLE=1 bash scripts/pg.sh start "$pgdir")
 db="${server%/*}/bench"
 
-# shellcheck source=benchmarks/lib.sh
-source benchmarks/lib.sh
 fresh_db() {
     psql -q "$server" -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench" > /dev/null
 }

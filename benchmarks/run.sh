@@ -15,23 +15,13 @@
 #     bash benchmarks/run.sh [EVENTS]      # default 10000000 (~1.4 GB in bench-data/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
 events=${1:-10000000}
-runs=${RUNS:-3}
-cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
-bin=$CARGO_TARGET_DIR/release/tickflow
-floor=$CARGO_TARGET_DIR/release/parse-floor
-data=bench-data
-mkdir -p "$data"
-file=$data/trades-$events.jsonl
-if [[ ! -s $file ]]; then
-    "$bin" generate --out "$file" --events "$events" --quiet
-fi
-cat "$file" > /dev/null # into the page cache
-size=$(du -m "$file" | cut -f1)
-
 # shellcheck source=benchmarks/lib.sh
 source benchmarks/lib.sh
+setup "$events"
+floor=$CARGO_TARGET_DIR/release/parse-floor
+size=$(du -m "$file" | cut -f1)
+
 before_run() { rm -f "$data"/bench.db*; }
 
 echo "file: $file ($events trades, $size MB); $(nproc) cores; runs: $runs"

@@ -578,31 +578,26 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
         ("gen", vec!["--rate", "0", "--events", "1000000"]),
         ("file", vec!["--source", file_source.as_str()]),
     ] {
-        let clean = format!("sqlite:{name}-clean.db");
         // 10 s windows: stored offsets move on every 10 s of event time (a restart re-reads
         // from the start of the open windows).
-        let mut args = vec![
-            "run",
-            "-w",
-            "2",
-            "--windows",
-            "1s,10s",
-            "--sink",
-            clean.as_str(),
-        ];
-        args.extend(&source);
-        tickflow(dir, &args);
-        let resumed = format!("sqlite:{name}-resumed.db");
-        let mut args = vec![
-            "run",
-            "-w",
-            "2",
-            "--windows",
-            "1s,10s",
-            "--sink",
-            resumed.as_str(),
-        ];
-        args.extend(&source);
+        let (clean, resumed) = (
+            format!("sqlite:{name}-clean.db"),
+            format!("sqlite:{name}-resumed.db"),
+        );
+        let args_into = |sink: &str| -> Vec<String> {
+            let mut args: Vec<String> = ["run", "-w", "2", "--windows", "1s,10s", "--sink", sink]
+                .map(String::from)
+                .to_vec();
+            args.extend(source.iter().map(|a| a.to_string()));
+            args
+        };
+        let clean_args = args_into(&clean);
+        tickflow(
+            dir,
+            &clean_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let owned = args_into(&resumed);
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         // Ctrl-C twice, then kill -9 twice, each partway through; then to the end.
         for (delay_ms, signal) in [(700, "-INT"), (900, "-INT"), (800, "-KILL"), (900, "-KILL")] {
             let child = spawn_tickflow(dir, &args);

@@ -68,6 +68,15 @@ fn pg_count(url: &str, query: &str) -> i64 {
     client.query_one(query, &[]).expect("query runs").get(0)
 }
 
+/// `file:` spec of `events` generated trades followed by the lines `extra`.
+fn trades_and(dir: &Path, events: u64, extra: &[u8]) -> String {
+    let file = generate(dir, "t.jsonl", events);
+    let mut text = std::fs::read(&file).expect("read");
+    text.extend_from_slice(extra);
+    std::fs::write(&file, text).expect("write");
+    format!("file:{}", file.display())
+}
+
 /// The file's candles through the SQLite sink: the reference for the PostgreSQL runs.
 fn reference(dir: &Path, source: &str) -> Vec<Vec<String>> {
     tickflow(
@@ -89,12 +98,12 @@ fn reference(dir: &Path, source: &str) -> Vec<Vec<String>> {
 fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let file = generate(dir, "t.jsonl", 50_000);
     // Some broken lines, to fill `rejects`.
-    let mut text = std::fs::read(&file).expect("read");
-    text.extend_from_slice(b"{\"e\":\"trade\",\"s\":\"BTCUSDT\"\nnot json\n\xff\xfe\n");
-    std::fs::write(&file, text).expect("write");
-    let source = format!("file:{}", file.display());
+    let source = trades_and(
+        dir,
+        50_000,
+        b"{\"e\":\"trade\",\"s\":\"BTCUSDT\"\nnot json\n\xff\xfe\n",
+    );
     let expected = reference(dir, &source);
     let url = fresh_database("tf_tables");
     tickflow(
@@ -142,11 +151,7 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
 fn the_sql_examples_run_and_return_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let file = generate(dir, "t.jsonl", 200_000);
-    let mut text = std::fs::read(&file).expect("read");
-    text.extend_from_slice(b"not json\n");
-    std::fs::write(&file, text).expect("write");
-    let source = format!("file:{}", file.display());
+    let source = trades_and(dir, 200_000, b"not json\n");
     let url = fresh_database("tf_examples");
     tickflow(
         dir,
