@@ -78,7 +78,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_name = "DUR")]
     pub topic_wait: String,
     /// How far (event time) sources may run ahead of the committed results.
-    #[arg(long, default_value = "10m", value_name = "DUR")]
+    #[arg(long, default_value = "30s", value_name = "DUR")]
     pub max_lag: String,
     #[command(flatten)]
     pub generator: GeneratorArgs,
