@@ -28,7 +28,7 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Write generated or replayed trades into a Kafka topic (created if missing).
     Produce(ProduceArgs),
-    /// Run a SQL query on a SQLite result database and print the rows as tab-separated text.
+    /// Run a SQL query on the results (SQLite or PostgreSQL) and print tab-separated rows.
     Sql(SqlArgs),
 }
 
@@ -158,7 +158,7 @@ pub struct ProduceArgs {
 pub struct SqlArgs {
     /// The query.
     pub query: String,
-    /// Database file.
-    #[arg(long, default_value = "tickflow.db", value_name = "PATH")]
+    /// SQLite database file, or a postgres://USER@HOST[:PORT]/DB URL.
+    #[arg(long, default_value = "tickflow.db", value_name = "PATH|URL")]
     pub db: PathBuf,
 }

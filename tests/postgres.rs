@@ -181,6 +181,31 @@ fn the_sql_examples_run_and_return_rows() {
         ran += 1;
     }
     assert!(ran >= 4, "only {ran} examples found");
+    // `tickflow sql` queries PostgreSQL too, printing values as PostgreSQL renders them.
+    let sql = |query: &str| {
+        Command::new(common::BIN)
+            .args(["sql", "--db", &url, query])
+            .output()
+            .expect("runs")
+    };
+    let out = sql("SELECT count(*) AS n, min(vwap) FROM candles");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let expected = pg_rows(&url, "SELECT count(*)::text, min(vwap)::text FROM candles");
+    assert_eq!(
+        printed,
+        format!("n\tmin\n{}\t{}\n", expected[0][0], expected[0][1])
+    );
+    let refused = sql("DELETE FROM candles");
+    assert!(
+        !refused.status.success(),
+        "tickflow sql is read-only: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
 }
 
 #[test]
@@ -189,7 +214,23 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     let dir = dir.path();
     let file = generate(dir, "t.jsonl", 1_500_000);
     let source = format!("file:{}", file.display());
-    let expected = reference(dir, &source);
+    // 10 s windows: offsets are stored valid for the start of the open windows, so with
+    // 1 s,10 s they move on every 10 s of event time (15 times in this file).
+    tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &source,
+            "--sink",
+            "sqlite:ref.db",
+            "-w",
+            "2",
+            "--windows",
+            "1s,10s",
+        ],
+    );
+    let expected = candles(&path(dir, "ref.db"));
     let url = fresh_database("tf_crash");
     // A new seed each run (set TICKFLOW_TEST_SEED to repeat one).
     let seed: u64 = std::env::var("TICKFLOW_TEST_SEED")
@@ -206,15 +247,34 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
         &url,
         "-w",
         "2",
+        "--windows",
+        "1s,10s",
         "--store-trades",
         "--quiet",
     ];
     let mut killed_mid_run = 0;
-    for _ in 0..5 {
-        let child = spawn_tickflow(dir, &args);
-        // A whole run takes about 6.5 s here (debug build); each restart re-reads from the
-        // start of the open 1-minute windows, so these points fall inside the runs.
-        std::thread::sleep(Duration::from_millis(rng.random_range(1500..4500)));
+    // Each kill falls at a random point after the run has stored new resume offsets (so
+    // that every restart continues from progress of its own), unless the run ends first.
+    let last_commit = || -> i64 {
+        // The tables appear with the first run.
+        let mut client = Client::connect(&url, NoTls).expect("database reachable");
+        client
+            .query_one(
+                "SELECT coalesce(max(updated_ms), 0) FROM source_offsets",
+                &[],
+            )
+            .map_or(0, |row| row.get(0))
+    };
+    for _ in 0..8 {
+        if killed_mid_run == 3 {
+            break;
+        }
+        let before = last_commit();
+        let mut child = spawn_tickflow(dir, &args);
+        while last_commit() == before && child.try_wait().expect("wait").is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..800)));
         let pid = child.id().to_string();
         Command::new("kill")
             .args(["-KILL", &pid])
@@ -229,8 +289,6 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
         killed_mid_run >= 3,
         "only {killed_mid_run} runs were killed before they ended"
     );
-    // Progress was made and stored in between (not only by the last run).
-    assert!(pg_count(&url, "SELECT count(*) FROM source_offsets") > 0);
     tickflow(dir, &args[..args.len() - 1]);
     // Every trade archived exactly once.
     assert_eq!(
@@ -358,7 +416,12 @@ fn a_password_never_appears_in_output_or_errors() {
     let failed = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", unreachable]);
     assert!(!failed.status.success());
     let bad_spec = tickflow_unchecked(dir, &["run", "--sink", "postgre://u:Sw0rdf1sh@h/db"]);
-    for out in [&ok, &failed, &bad_spec] {
+    let sql = Command::new(common::BIN)
+        .args(["sql", "--db", unreachable, "SELECT 1"])
+        .output()
+        .expect("runs");
+    assert!(!sql.status.success());
+    for out in [&ok, &failed, &bad_spec, &sql] {
         let all = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

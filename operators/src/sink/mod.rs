@@ -242,6 +242,11 @@ impl Pending {
         };
         let until = resume_frontier.map(|f| offsets_until(f, options));
         let already = options.resume_from.unwrap_or(0);
+        // A resumed run starts behind the frontier the earlier run committed; what it stores
+        // must not claim less than that, or a restart would write those windows' trades
+        // again. (The offsets stored meanwhile are valid for the lower frontier, so they
+        // re-read a little more than needed, which the frontier then filters.)
+        let resume_frontier = resume_frontier.map(|f| f.max(already));
         let mut candles: Vec<Candle> = split(&mut self.candles, frontier)
             .into_iter()
             .filter(|c| {
