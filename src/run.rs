@@ -133,11 +133,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         "generate" => {
             let start_ms = if paced { now_ms() } else { DEFAULT_START_MS };
             let config = generator_config(&generator, generator.events, rate, start_ms)?;
-            (
-                Input::Generate(config),
-                "generate".to_owned(),
-                Format::BinanceJson,
-            )
+            // The name keys stored progress: a paced (live) market is never resumed, and an
+            // unpaced one only by a run generating the very same market.
+            let name = if paced {
+                "generate:live".to_owned()
+            } else {
+                format!("generate:{:016x}", fnv1a(format!("{config:?}").as_bytes()))
+            };
+            (Input::Generate(config), name, Format::BinanceJson)
         }
         spec if spec.starts_with("kafka://") => {
             let kafka = KafkaSpec::parse(spec)?;
@@ -535,6 +538,13 @@ pub fn generator_config(
     };
     config.validate().context("generator settings")?;
     Ok(config)
+}
+
+/// 64-bit FNV-1a: a stable fingerprint (unlike `std`'s hasher, the same in every build).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 pub fn parse_symbol(text: &str) -> Result<Symbol> {
