@@ -63,33 +63,17 @@ fn candles_are_identical_on_one_two_workers_and_two_processes() {
     let source = format!("file:{}", file.display());
     let windows = "1s,1m,5m";
 
-    tickflow(
+    run(
         dir,
-        &[
-            "run",
-            "--source",
-            &source,
-            "--sink",
-            "sqlite:w1.db",
-            "-w",
-            "1",
-            "--windows",
-            windows,
-        ],
+        &source,
+        "sqlite:w1.db",
+        &["-w", "1", "--windows", windows],
     );
-    tickflow(
+    run(
         dir,
-        &[
-            "run",
-            "--source",
-            &source,
-            "--sink",
-            "sqlite:w2.db",
-            "-w",
-            "2",
-            "--windows",
-            windows,
-        ],
+        &source,
+        "sqlite:w2.db",
+        &["-w", "2", "--windows", windows],
     );
 
     run_cluster(
@@ -221,18 +205,7 @@ fn combined_stream_with_other_event_types_counts_trades_and_skips_the_rest() {
         }
     }
     std::fs::write(path(dir, "capture.jsonl"), lines.join("\n") + "\n").expect("write");
-    let out = tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            "file:capture.jsonl",
-            "--sink",
-            "sqlite:c.db",
-            "-w",
-            "2",
-        ],
-    );
+    let out = run(dir, "file:capture.jsonl", "sqlite:c.db", &["-w", "2"]);
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("300 trades"), "{summary}");
     assert!(summary.contains("0 rejected"), "{summary}");
@@ -300,16 +273,7 @@ fn broken_lines_never_stop_the_run_and_each_is_dead_lettered_with_its_reason() {
     push(good(base + 9_100 - 60_000, 901).as_bytes());
     std::fs::write(path(dir, "broken.jsonl"), &file).expect("write");
 
-    let out = tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            "file:broken.jsonl",
-            "--sink",
-            "sqlite:b.db",
-        ],
-    );
+    let out = run(dir, "file:broken.jsonl", "sqlite:b.db", &[]);
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("101 trades"), "{summary}");
     let db = path(dir, "b.db");
@@ -368,16 +332,7 @@ fn candle_csv_feeds_the_candle_table_directly() {
          2,Bitcoin,BTC,2013-04-30 23:59:59,146.92999268,134.05000305,144.0,139.0,0.0,1542813125.0\n",
     )
     .expect("write");
-    tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            "file:coin_Bitcoin.csv",
-            "--sink",
-            "sqlite:k.db",
-        ],
-    );
+    run(dir, "file:coin_Bitcoin.csv", "sqlite:k.db", &[]);
     let got = rows(
         &path(dir, "k.db"),
         "SELECT symbol, window_ms, start_ms, open, high, low, close, volume, vwap FROM candles ORDER BY start_ms",

@@ -32,18 +32,7 @@ fn a_partitioned_topic_read_by_two_workers_gives_the_file_candles() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("produced 100000 messages"), "{said}");
 
-    tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            &source,
-            "--sink",
-            "sqlite:file.db",
-            "-w",
-            "1",
-        ],
-    );
+    run(dir, &source, "sqlite:file.db", &["-w", "1"]);
     let out = tickflow(
         dir,
         &[
@@ -326,18 +315,7 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
     let cluster = mock_cluster("trades", 4);
     let topic = format!("kafka://{}/trades", cluster.bootstrap_servers());
     tickflow(dir, &["produce", "--to", &topic, "--source", &source]);
-    tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            &source,
-            "--sink",
-            "sqlite:file.db",
-            "-w",
-            "1",
-        ],
-    );
+    run(dir, &source, "sqlite:file.db", &["-w", "1"]);
 
     cluster.broker_down(1).expect("broker down");
     let child = spawn_tickflow(

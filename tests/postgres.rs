@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{candles, generate, path, spawn_tickflow, tickflow, tickflow_unchecked};
+use common::{candles, generate, path, run, spawn_tickflow, tickflow, tickflow_unchecked};
 use postgres::{Client, NoTls};
 use rand::{Rng, SeedableRng};
 
@@ -79,18 +79,7 @@ fn trades_and(dir: &Path, events: u64, extra: &[u8]) -> String {
 
 /// The file's candles through the SQLite sink: the reference for the PostgreSQL runs.
 fn reference(dir: &Path, source: &str) -> Vec<Vec<String>> {
-    tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            source,
-            "--sink",
-            "sqlite:ref.db",
-            "-w",
-            "2",
-        ],
-    );
+    run(dir, source, "sqlite:ref.db", &["-w", "2"]);
     candles(&path(dir, "ref.db"))
 }
 
@@ -106,10 +95,7 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
     );
     let expected = reference(dir, &source);
     let url = fresh_database("tf_tables");
-    tickflow(
-        dir,
-        &["run", "--source", &source, "--sink", &url, "-w", "2"],
-    );
+    run(dir, &source, &url, &["-w", "2"]);
     assert_eq!(pg_candles(&url), expected);
     assert_eq!(
         pg_count(&url, "SELECT count(*) FROM rejects"),
@@ -139,10 +125,7 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
         ) > 0
     );
     // The same command again: everything is already there, nothing changes.
-    tickflow(
-        dir,
-        &["run", "--source", &source, "--sink", &url, "-w", "1"],
-    );
+    run(dir, &source, &url, &["-w", "1"]);
     assert_eq!(pg_candles(&url), expected);
     assert_eq!(pg_count(&url, "SELECT count(*) FROM rejects"), 3);
 }
@@ -153,18 +136,7 @@ fn the_sql_examples_run_and_return_rows() {
     let dir = dir.path();
     let source = trades_and(dir, 200_000, b"not json\n");
     let url = fresh_database("tf_examples");
-    tickflow(
-        dir,
-        &[
-            "run",
-            "--source",
-            &source,
-            "--sink",
-            &url,
-            "--windows",
-            "1m,1h",
-        ],
-    );
+    run(dir, &source, &url, &["--windows", "1m,1h"]);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sql");
     let mut ran = 0;
     for entry in std::fs::read_dir(&examples).expect("scripts/sql") {
@@ -216,19 +188,11 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     let source = format!("file:{}", file.display());
     // 10 s windows: offsets are stored valid for the start of the open windows, so with
     // 1 s,10 s they move on every 10 s of event time (15 times in this file).
-    tickflow(
+    run(
         dir,
-        &[
-            "run",
-            "--source",
-            &source,
-            "--sink",
-            "sqlite:ref.db",
-            "-w",
-            "2",
-            "--windows",
-            "1s,10s",
-        ],
+        &source,
+        "sqlite:ref.db",
+        &["-w", "2", "--windows", "1s,10s"],
     );
     let expected = candles(&path(dir, "ref.db"));
     let url = fresh_database("tf_crash");

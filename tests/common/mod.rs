@@ -145,3 +145,10 @@ pub fn interrupt(child: std::process::Child) -> Output {
     assert!(sent.success(), "SIGINT could not be sent");
     child.wait_with_output().expect("tickflow ends")
 }
+
+/// `tickflow run --source SOURCE --sink SINK EXTRA…` in `dir`; panics with stderr on failure.
+pub fn run(dir: &Path, source: &str, sink: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--source", source, "--sink", sink];
+    args.extend_from_slice(extra);
+    tickflow(dir, &args)
+}
