@@ -1,6 +1,7 @@
 //! `tickflow run`: start timely, wire source → dataflows → sink on every worker, report.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -272,16 +273,18 @@ pub fn run(args: RunArgs) -> Result<()> {
                 Input::File(file) => partitioned_source(
                     scope,
                     source_config,
-                    file.partitions(index, peers)
-                        .into_iter()
-                        .map(|mut part| {
-                            let at = resume.get(&part.index()).copied();
-                            if let Some((offset, _)) = at {
-                                part.seek(offset);
-                            }
-                            Resumed::new(part, at.and_then(|(_, max)| max))
-                        })
-                        .collect(),
+                    restored(
+                        file.partitions(index, peers)
+                            .into_iter()
+                            .map(|mut part| {
+                                if let Some(&(offset, _)) = resume.get(&part.index()) {
+                                    part.seek(offset);
+                                }
+                                part
+                            })
+                            .collect(),
+                        &resume,
+                    ),
                     None,
                     probe.clone(),
                     Rc::clone(&tally),
@@ -291,19 +294,13 @@ pub fn run(args: RunArgs) -> Result<()> {
                     let parts = worker_partitions(config, index, peers)
                         .into_iter()
                         .map(|mut stream| {
-                            let at = resume.get(&(stream.index() as u32)).copied();
-                            if let Some((position, _)) = at {
+                            if let Some(&(position, _)) = resume.get(&(stream.index() as u32)) {
                                 stream.skip_to(position);
                             }
-                            let part = GeneratedPartition::new(
-                                stream,
-                                config.rate > 0.0,
-                                config.start_ms,
-                                now,
-                            );
-                            Resumed::new(part, at.and_then(|(_, max)| max))
+                            GeneratedPartition::new(stream, config.rate > 0.0, config.start_ms, now)
                         })
                         .collect();
+                    let parts = restored(parts, &resume);
                     partitioned_source(
                         scope,
                         source_config,
@@ -323,10 +320,13 @@ pub fn run(args: RunArgs) -> Result<()> {
                         {
                             // A live run picks up partitions added to the topic while running.
                             Ok(parts) if !*exit_at_end => {
-                                let discover = source.discoverer(index, peers, *idle_timeout);
-                                (parts, Some(Box::new(discover) as Discover<_>))
+                                let mut found = source.discoverer(index, peers, *idle_timeout);
+                                let discover: Discover<_> = Box::new(move || {
+                                    found().into_iter().map(|p| Resumed::new(p, None)).collect()
+                                });
+                                (restored(parts, &resume), Some(discover))
                             }
-                            Ok(parts) => (parts, None),
+                            Ok(parts) => (restored(parts, &resume), None),
                             Err(error) => {
                                 tally.borrow_mut().errors.push(error.to_string());
                                 (Vec::new(), None)
@@ -538,6 +538,21 @@ pub fn generator_config(
     };
     config.validate().context("generator settings")?;
     Ok(config)
+}
+
+/// `parts`, already positioned at their stored offsets, with the running maximum event time
+/// stored for each restored (see [`Resumed`]).
+fn restored<P: Partition>(
+    parts: Vec<P>,
+    resume: &HashMap<u32, (u64, Option<u64>)>,
+) -> Vec<Resumed<P>> {
+    parts
+        .into_iter()
+        .map(|part| {
+            let max = resume.get(&part.index()).and_then(|&(_, max)| max);
+            Resumed::new(part, max)
+        })
+        .collect()
 }
 
 /// 64-bit FNV-1a: a stable fingerprint (unlike `std`'s hasher, the same in every build).

@@ -294,8 +294,7 @@ impl KafkaSource {
                             "no queue for partition {id}"
                         )))
                     })?;
-                let (next_offset, resumed_max) =
-                    resume.get(&(id as u32)).copied().unwrap_or((0, None));
+                let next_offset = resume.get(&(id as u32)).map_or(0, |&(next, _)| next);
                 let listed_high = self
                     .partitions
                     .iter()
@@ -312,7 +311,6 @@ impl KafkaSource {
                     last_data: now,
                     idle: false,
                     listed_high,
-                    resumed_max,
                 })
             })
             .collect()
@@ -360,8 +358,6 @@ pub struct KafkaPartition {
     idle: bool,
     /// The high watermark listed at start; fetch responses raise it (see [`KafkaContext`]).
     listed_high: i64,
-    /// The running maximum event time where an earlier run left off.
-    resumed_max: Option<u64>,
 }
 
 impl std::fmt::Debug for KafkaPartition {
@@ -395,9 +391,8 @@ impl Partition for KafkaPartition {
     }
 
     fn first_time(&mut self) -> Option<u64> {
-        // Resuming restores the watermark the earlier run had here; a fresh partition's is
-        // unknown until its first record.
-        self.resumed_max
+        // Unknown until the first record (a resumed partition's comes from `Resumed`).
+        None
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
