@@ -22,7 +22,7 @@ pub fn candles(trades: &[Trade], window_sizes: &[u64]) -> Vec<Candle> {
     groups
         .into_iter()
         .map(|((symbol, window_ms, start_ms), mut group)| {
-            group.sort_by_key(|t| (t.time_ms, t.id));
+            group.sort_by_key(|t| (t.time_ms, t.id, t.price));
             let volume = Volume::from_fixed_sum(group.iter().map(|t| t.qty));
             let quote_volume = QuoteVolume::sum_products(group.iter().map(|t| (t.price, t.qty)));
             Candle {

@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod hash;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod model;

@@ -54,18 +54,21 @@ pub(crate) const KNOWN: [(&str, Profile); 8] = [
 const UNKNOWN_WEIGHT: u64 = 5;
 
 /// The profile of `symbol`: a known one, or one derived from a hash of the name (so the
-/// same name always trades alike): a price level between ~3 and ~3000, a 0.01 tick, a 0.001
+/// same name always trades alike): a price level between ~3 and ~3000, a tick of about 10^-4
+/// of it, a 0.001
 /// lot and a median trade worth ~200 quote units.
 pub(crate) fn profile(symbol: &Symbol) -> Profile {
     let name = symbol.as_str();
     if let Some((_, known)) = KNOWN.iter().find(|(known, _)| *known == name) {
         return *known;
     }
-    let unit = (splitmix64(fnv1a(name.as_bytes())) >> 11) as f64 / (1u64 << 53) as f64;
+    let unit =
+        (splitmix64(crate::hash::stable_hash(name.as_bytes())) >> 11) as f64 / (1u64 << 53) as f64;
     let base_price = 10f64.powf(0.5 + 3.0 * unit);
     Profile {
         base_price,
-        price_decimals: 2,
+        // A tick of about 10^-4 of the price, as on real books.
+        price_decimals: (4 - base_price.log10().floor() as i32).clamp(0, 8) as u32,
         qty_decimals: 3,
         qty_median: 200.0 / base_price,
         volatility: 0.80,
@@ -82,14 +85,6 @@ pub fn precision(symbol: &Symbol) -> (u32, u32) {
         ..
     } = profile(symbol);
     (price_decimals, qty_decimals)
-}
-
-/// FNV-1a, 64 bit: a hash that is fixed forever (unlike `std`'s `DefaultHasher`), so the
-/// generated market never changes with the Rust version.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// The SplitMix64 finalizer: spreads a weak 64-bit seed over all bits.

@@ -7,7 +7,7 @@ use rand::{Rng, RngCore};
 use rand_distr::{Exp1, StandardNormal};
 use rand_pcg::Pcg64Mcg;
 
-use super::profile::{fnv1a, splitmix64, Profile};
+use super::profile::{splitmix64, Profile};
 use crate::model::{Account, Fixed, InlineStr, Symbol, Trade, SCALE};
 
 /// Nanoseconds in a (Julian) year: volatility is annualized.
@@ -102,7 +102,8 @@ impl TradeGen {
         let tick_value = tick as f64 / SCALE as f64;
         let lot_value = lot as f64 / SCALE as f64;
         // Seeded from (seed, name) only: a partition's trades depend on nothing else.
-        let high = splitmix64(seed ^ splitmix64(fnv1a(symbol.as_str().as_bytes())));
+        let high =
+            splitmix64(seed ^ splitmix64(crate::hash::stable_hash(symbol.as_str().as_bytes())));
         let low = splitmix64(high ^ 0x5851_f42d_4c95_7f2d);
         let rng = Pcg64Mcg::new((u128::from(high) << 64) | u128::from(low));
         let accounts = match accounts {

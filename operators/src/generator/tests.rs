@@ -265,7 +265,11 @@ fn prices_and_quantities_are_positive_multiples_of_tick_and_lot() {
             "{symbol}: {last} near {level}"
         );
     }
-    assert_eq!(precision(&sym("NEWCOIN")), (2, 3));
+    // An unknown symbol's tick is about 10^-4 of its price level.
+    let (decimals, lots) = precision(&sym("NEWCOIN"));
+    let tick_share = 10f64.powi(-(decimals as i32)) / profile(&sym("NEWCOIN")).base_price;
+    assert!((1e-5..=1e-3).contains(&tick_share), "{tick_share}");
+    assert_eq!(lots, 3);
     assert_eq!(profile(&sym("NEWCOIN")), profile(&sym("NEWCOIN")));
     assert_ne!(
         profile(&sym("NEWCOIN")).base_price,

@@ -8,13 +8,15 @@ use super::{Fixed, QuoteVolume, Symbol, Trade, Volume};
 ///
 /// Accumulators merge associatively and commutatively, so partial aggregates built on any
 /// worker, in any arrival order, combine into the same result: that is what makes the candle
-/// tables identical whatever the parallelism. `open`/`close` are decided by the total order
-/// `(time, trade id)`, never by arrival.
+/// tables identical whatever the parallelism. `open`/`close` are decided by the order
+/// `(time, trade id, price)`, never by arrival: two conflicting copies of one trade (same id
+/// and time, different prices) give the same candle whichever comes first. Fields after the
+/// price cannot change a candle, so the order need not look at them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CandleAcc {
-    /// `(time, id, price)` of the earliest trade.
+    /// `(time, id, price)` of the earliest trade: the least by that order.
     pub open: (u64, u64, Fixed),
-    /// `(time, id, price)` of the latest trade.
+    /// `(time, id, price)` of the latest trade: the greatest by that order.
     pub close: (u64, u64, Fixed),
     /// Highest price.
     pub high: Fixed,
@@ -31,8 +33,8 @@ pub struct CandleAcc {
 impl Default for CandleAcc {
     fn default() -> Self {
         CandleAcc {
-            open: (u64::MAX, u64::MAX, Fixed::ZERO),
-            close: (0, 0, Fixed::ZERO),
+            open: (u64::MAX, u64::MAX, Fixed(i64::MAX)),
+            close: (0, 0, Fixed(i64::MIN)),
             high: Fixed(i64::MIN),
             low: Fixed(i64::MAX),
             volume: Volume::ZERO,
@@ -47,12 +49,8 @@ impl CandleAcc {
     #[inline]
     pub fn add(&mut self, trade: &Trade) {
         let key = (trade.time_ms, trade.id, trade.price);
-        if (key.0, key.1) < (self.open.0, self.open.1) {
-            self.open = key;
-        }
-        if (key.0, key.1) >= (self.close.0, self.close.1) {
-            self.close = key;
-        }
+        self.open = self.open.min(key);
+        self.close = self.close.max(key);
         self.high = self.high.max(trade.price);
         self.low = self.low.min(trade.price);
         self.volume += Volume::from_fixed(trade.qty);
@@ -66,12 +64,8 @@ impl CandleAcc {
         if other.trades == 0 {
             return;
         }
-        if (other.open.0, other.open.1) < (self.open.0, self.open.1) {
-            self.open = other.open;
-        }
-        if (other.close.0, other.close.1) >= (self.close.0, self.close.1) {
-            self.close = other.close;
-        }
+        self.open = self.open.min(other.open);
+        self.close = self.close.max(other.close);
         self.high = self.high.max(other.high);
         self.low = self.low.min(other.low);
         self.volume += other.volume;
@@ -106,13 +100,13 @@ pub struct Candle {
     pub window_ms: u64,
     /// Window start, aligned to the epoch: the window is `[start_ms, start_ms + window_ms)`.
     pub start_ms: u64,
-    /// Price of the earliest trade (ties: smallest trade id).
+    /// Price of the earliest trade (ties: smallest trade id, then lowest price).
     pub open: Fixed,
     /// Highest price.
     pub high: Fixed,
     /// Lowest price.
     pub low: Fixed,
-    /// Price of the latest trade (ties: largest trade id).
+    /// Price of the latest trade (ties: largest trade id, then highest price).
     pub close: Fixed,
     /// `Σq`.
     pub volume: Volume,
@@ -123,4 +117,60 @@ pub struct Candle {
     pub vwap: Option<Fixed>,
     /// Number of trades; unknown for candles read from a candle file.
     pub trades: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(id: u64, time_ms: u64, price: i64) -> Trade {
+        Trade {
+            symbol: Symbol::new("BTCUSDT").expect("short"),
+            id,
+            price: Fixed(price),
+            qty: Fixed(100_000_000),
+            time_ms,
+            buyer_maker: false,
+            buyer: None,
+            seller: None,
+        }
+    }
+
+    #[test]
+    fn conflicting_copies_give_one_candle_in_any_order() {
+        // Two copies of trade 7 at the same time with different prices, first and last.
+        let trades = [
+            trade(7, 1_000, 300),
+            trade(8, 1_500, 500),
+            trade(7, 1_000, 200),
+            trade(9, 1_999, 400),
+            trade(9, 1_999, 600),
+        ];
+        let mut orders = vec![trades.to_vec()];
+        let mut reversed = trades.to_vec();
+        reversed.reverse();
+        orders.push(reversed);
+        orders.push(vec![trades[2], trades[4], trades[0], trades[1], trades[3]]);
+        let symbol = trades[0].symbol;
+        let candles: Vec<Candle> = orders
+            .iter()
+            .map(|order| {
+                let mut acc = CandleAcc::default();
+                order.iter().for_each(|t| acc.add(t));
+                acc.finish(symbol, 1_000, 1_000).expect("trades")
+            })
+            .collect();
+        assert!(candles.iter().all(|c| *c == candles[0]), "{candles:?}");
+        // open: the lower price of the two copies of (1000, 7); close: the higher of (1999, 9).
+        assert_eq!(
+            (candles[0].open, candles[0].close),
+            (Fixed(200), Fixed(600))
+        );
+        // Merging partials split any way gives the same.
+        let (mut left, mut right) = (CandleAcc::default(), CandleAcc::default());
+        trades[..3].iter().for_each(|t| left.add(t));
+        trades[3..].iter().for_each(|t| right.add(t));
+        right.merge(&left);
+        assert_eq!(right.finish(symbol, 1_000, 1_000), Some(candles[0]));
+    }
 }

@@ -1,12 +1,14 @@
 //! Exact fixed-point decimals.
 //!
 //! Prices and quantities carry at most [`DIGITS`] fractional digits and are held as integers
-//! scaled by 10^8 ([`Fixed`]). Sums and products widen to `i128` ([`Wide`]) with the number of
-//! fractional digits in the type, so `Σq` is `Wide<8>` and `Σp·q` is `Wide<16>`: nothing is
+//! scaled by 10^8 ([`Fixed`]). Sums widen with the number of fractional digits in the type:
+//! `Σq` is a 128-bit [`Volume`] with 8 digits and `Σp·q` a 256-bit [`QuoteVolume`] with 16, each
+//! wide enough that no sum of up to `2^64` trades at the largest values wraps. Nothing is
 //! ever rounded until a quotient (VWAP) is taken, and that rounding is documented there.
 
 use std::fmt;
 
+use ethnum::I256;
 use serde::{Deserialize, Serialize};
 
 /// Fractional digits of a [`Fixed`].
@@ -148,16 +150,16 @@ impl fmt::Display for Fixed {
     }
 }
 
-/// A wide exact decimal with `D` fractional digits, for sums and products.
+/// A wide exact decimal with `D` fractional digits, for sums of quantities.
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct Wide<const D: u32>(pub i128);
 
-/// `Σq`: quantities keep their 8 digits.
+/// `Σq`: quantities keep their 8 digits. A sum of `n` quantities of at most `i64::MAX` units
+/// each stays below `n · 2^63`, so 128 bits hold any sum of fewer than `2^64` trades (the
+/// trade counter's own limit): it never wraps.
 pub type Volume = Wide<8>;
-/// `Σp·q`: the product of two 8-digit decimals has 16 digits, all kept.
-pub type QuoteVolume = Wide<16>;
 
 impl<const D: u32> Wide<D> {
     /// Zero.
@@ -177,50 +179,6 @@ impl Volume {
     }
 }
 
-impl QuoteVolume {
-    /// The exact product `p·q`.
-    #[inline]
-    pub fn product(p: Fixed, q: Fixed) -> QuoteVolume {
-        Wide(i128::from(p.0) * i128::from(q.0))
-    }
-
-    /// The exact sum of products `Σp·q`.
-    pub fn sum_products(pairs: impl IntoIterator<Item = (Fixed, Fixed)>) -> QuoteVolume {
-        Wide(
-            pairs
-                .into_iter()
-                .map(|(p, q)| QuoteVolume::product(p, q).0)
-                .sum(),
-        )
-    }
-
-    /// `self / volume` as an 8-digit price, rounded half away from zero; `None` for a zero
-    /// volume.
-    ///
-    /// ```
-    /// use tickflow_operators::model::{Fixed, QuoteVolume, Volume, Wide};
-    /// let quote = QuoteVolume::product(Fixed(300_000_000), Fixed(100_000_000)); // 3 × 1
-    /// let volume: Volume = Wide(300_000_000); // 3
-    /// assert_eq!(quote.div_volume(volume), Some(Fixed(100_000_000))); // 3 / 3 = 1
-    /// ```
-    pub fn div_volume(self, volume: Volume) -> Option<Fixed> {
-        if volume.0 == 0 {
-            return None;
-        }
-        // (Q·10^-16) / (V·10^-8) = (Q/V)·10^-8: the integer quotient is already at scale 8.
-        let (q, v) = (self.0, volume.0);
-        let quotient = q / v;
-        let remainder = q % v;
-        let round_up = remainder.unsigned_abs() * 2 >= v.unsigned_abs();
-        let rounded = if round_up {
-            quotient + if (q < 0) == (v < 0) { 1 } else { -1 }
-        } else {
-            quotient
-        };
-        i64::try_from(rounded).ok().map(Fixed)
-    }
-}
-
 impl<const D: u32> std::ops::AddAssign for Wide<D> {
     #[inline]
     fn add_assign(&mut self, other: Self) {
@@ -234,25 +192,130 @@ impl<const D: u32> fmt::Display for Wide<D> {
     }
 }
 
+/// `Σp·q` with all 16 fractional digits of the products, in 256 bits.
+///
+/// One product of two 8-digit decimals of at most `i64::MAX` units is below `2^126`, which
+/// 128 bits hold only twice over; 256 bits hold `2^129` such products, far more than the
+/// `2^64` trades a window can count, so the sum never wraps.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QuoteVolume(I256);
+
+impl QuoteVolume {
+    /// Zero.
+    pub const ZERO: Self = QuoteVolume(I256::ZERO);
+
+    /// The exact product `p·q`.
+    #[inline]
+    pub fn product(p: Fixed, q: Fixed) -> QuoteVolume {
+        QuoteVolume(I256::from(i128::from(p.0) * i128::from(q.0)))
+    }
+
+    /// The exact sum of products `Σp·q`.
+    pub fn sum_products(pairs: impl IntoIterator<Item = (Fixed, Fixed)>) -> QuoteVolume {
+        let mut sum = QuoteVolume::ZERO;
+        for (p, q) in pairs {
+            sum += QuoteVolume::product(p, q);
+        }
+        sum
+    }
+
+    /// `self / volume` as an 8-digit price, rounded half away from zero; `None` for a zero
+    /// volume or a quotient outside the range of [`Fixed`].
+    ///
+    /// ```
+    /// use tickflow_operators::model::{Fixed, QuoteVolume, Volume, Wide};
+    /// let quote = QuoteVolume::product(Fixed(300_000_000), Fixed(100_000_000)); // 3 × 1
+    /// let volume: Volume = Wide(300_000_000); // 3
+    /// assert_eq!(quote.div_volume(volume), Some(Fixed(100_000_000))); // 3 / 3 = 1
+    /// ```
+    pub fn div_volume(self, volume: Volume) -> Option<Fixed> {
+        if volume.0 == 0 {
+            return None;
+        }
+        // (Q·10^-16) / (V·10^-8) = (Q/V)·10^-8: the integer quotient is already at scale 8.
+        let (q, v) = (self.0, I256::from(volume.0));
+        let quotient = q / v;
+        let remainder = q % v;
+        let round_up = remainder.unsigned_abs() * 2 >= v.unsigned_abs();
+        let rounded = if round_up {
+            quotient + if (q < 0) == (v < 0) { 1 } else { -1 }
+        } else {
+            quotient
+        };
+        i64::try_from(rounded).ok().map(Fixed)
+    }
+}
+
+impl std::ops::AddAssign for QuoteVolume {
+    #[inline]
+    fn add_assign(&mut self, other: Self) {
+        self.0 += other.0;
+    }
+}
+
+impl fmt::Display for QuoteVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scale = I256::from(10i128.pow(16));
+        let magnitude = self.0.unsigned_abs();
+        let scale = scale.unsigned_abs();
+        let (int, frac) = (magnitude / scale, magnitude % scale);
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        write!(f, "{int}")?;
+        // The fraction is below 10^16, so it fits the narrower writer.
+        let frac = frac.as_u128();
+        if frac != 0 {
+            let mut text = String::new();
+            write_fraction(&mut text, frac, 16);
+            f.write_str(&text)?;
+        }
+        Ok(())
+    }
+}
+
+// Bincode (timely's exchange format) gets the two 128-bit words, not a decimal string.
+impl Serialize for QuoteVolume {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.into_words().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for QuoteVolume {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (hi, lo) = <(i128, i128)>::deserialize(deserializer)?;
+        Ok(QuoteVolume(I256::from_words(hi, lo)))
+    }
+}
+
 /// Writes `value × 10^-digits` in canonical form: no exponent, no trailing fractional zeros,
 /// no dot for integers (`43250.1`, `0.00000001`, `-2`).
 fn write_scaled(f: &mut fmt::Formatter<'_>, value: i128, digits: u32) -> fmt::Result {
     let scale = 10u128.pow(digits);
     let magnitude = value.unsigned_abs();
-    let (int, mut frac) = (magnitude / scale, magnitude % scale);
+    let (int, frac) = (magnitude / scale, magnitude % scale);
     if value < 0 {
         f.write_str("-")?;
     }
     write!(f, "{int}")?;
-    if frac != 0 {
-        let mut width = digits as usize;
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
-        }
-        write!(f, ".{frac:0width$}")?;
+    let mut text = String::new();
+    write_fraction(&mut text, frac, digits);
+    f.write_str(&text)
+}
+
+/// Appends `.ddd` for a fraction `frac × 10^-digits` (`frac < 10^digits`) without trailing
+/// zeros; nothing for zero.
+fn write_fraction(out: &mut String, mut frac: u128, digits: u32) {
+    use std::fmt::Write as _;
+    if frac == 0 {
+        return;
     }
-    Ok(())
+    let mut width = digits as usize;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    let _ = write!(out, ".{frac:0width$}");
 }
 
 #[cfg(test)]
@@ -301,12 +364,35 @@ mod tests {
     }
 
     #[test]
+    fn sums_at_the_largest_values_never_wrap() {
+        // Three trades at the largest accepted price and quantity: the products no longer
+        // fit 128 bits together. Expected values computed with Python's integers.
+        let max = Fixed(i64::MAX);
+        let quote = QuoteVolume::sum_products([(max, max); 3]);
+        assert_eq!(
+            quote.to_string(),
+            "25521177519070384754219.0723352697503747"
+        );
+        let volume = Volume::from_fixed_sum([max; 3]);
+        assert_eq!(volume.to_string(), "276701161105.64327421");
+        assert_eq!(quote.div_volume(volume), Some(max));
+        let negative = QuoteVolume::product(Fixed(-3), Fixed(SCALE));
+        assert_eq!(negative.to_string(), "-0.00000003");
+        // Through the exchange format and back.
+        let bytes = serde_json::to_vec(&quote).expect("serializes");
+        assert_eq!(
+            serde_json::from_slice::<QuoteVolume>(&bytes).ok(),
+            Some(quote)
+        );
+    }
+
+    #[test]
     fn vwap_rounds_half_away_from_zero() {
         // 1 at 1 + 2 at 2 = 5 / 3 = 1.666666666... → 1.66666667
-        let quote = Wide::<16>(
-            QuoteVolume::product(Fixed(SCALE), Fixed(SCALE)).0
-                + QuoteVolume::product(Fixed(2 * SCALE), Fixed(2 * SCALE)).0,
-        );
+        let quote = QuoteVolume::sum_products([
+            (Fixed(SCALE), Fixed(SCALE)),
+            (Fixed(2 * SCALE), Fixed(2 * SCALE)),
+        ]);
         assert_eq!(
             quote.div_volume(Wide(3 * SCALE as i128)),
             Some(Fixed(166_666_667))

@@ -55,10 +55,7 @@ impl InlineStr {
     /// A hash that is the same in every process and run, for routing data between workers.
     #[inline]
     pub fn stable_hash(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = rustc_hash::FxHasher::default();
-        self.as_str().hash(&mut hasher);
-        hasher.finish()
+        crate::hash::stable_hash(self.as_str().as_bytes())
     }
 
     /// Whether it is the empty string.

@@ -557,7 +557,7 @@ fn inline_string(
         raw
     };
     // The line was checked to be UTF-8 and `unescape` writes whole characters.
-    InlineStr::from_utf8(text).ok_or(InvalidUtf8)
+    super::name(text, field)
 }
 
 /// An event type, decoded and cut to the inline capacity at a character boundary.
@@ -948,6 +948,11 @@ mod tests {
             (r("0.00210", "-0.00210"), NotPositive("q")),
             (r("BTCUSDT", "ABCDEFGHIJKLMNOPQRSTUVWX"), TooLong("s")),
             (r("BTCUSDT", ""), EmptyField("s")),
+            (r("BTCUSDT", "BTC\\u0000X"), RejectReason::NonPrintable("s")),
+            (r("BTCUSDT", "BTC\\nX"), RejectReason::NonPrintable("s")),
+            (r("BTCUSDT", "BTC USDT"), RejectReason::NonPrintable("s")),
+            (r("BTCUSDT", "BTC\\u202eX"), RejectReason::NonPrintable("s")),
+            (r("BTCUSDT", "\\ufeffBTC"), RejectReason::NonPrintable("s")),
             (r("1700000000123", "-1"), BadTime("T")),
             (r("1700000000123", "1.7e12"), BadTime("T")),
             (r("1700000000123", "100000000000000000"), BadTime("T")),
@@ -1189,6 +1194,12 @@ mod tests {
         .prop_map(|chars| {
             let mut text = String::new();
             for c in chars {
+                // Names with invisible characters are refused (tested on their own).
+                let c = if crate::parse::printable(c.encode_utf8(&mut [0; 4])) {
+                    c
+                } else {
+                    'X'
+                };
                 if text.len() + c.len_utf8() <= INLINE_CAPACITY {
                     text.push(c);
                 }

@@ -7,7 +7,7 @@
 //! into the wide [`Volume`] directly: daily volumes in quote currency exceed the range of
 //! [`Fixed`] (about 9.2·10^10).
 
-use crate::model::{Candle, DecimalError, Fixed, InlineStr, Volume, Wide, DIGITS};
+use crate::model::{Candle, DecimalError, Fixed, Volume, Wide, DIGITS};
 
 use super::csv::split;
 use super::{check_utf8, civil, decimal_error, is_blank, strip_bom};
@@ -35,7 +35,7 @@ pub(super) fn parse(line: &[u8]) -> Result<Record, RejectReason> {
     }
     let symbol = match cols[2] {
         b"" => return Err(RejectReason::EmptyField("Symbol")),
-        text => InlineStr::from_utf8(text).ok_or(RejectReason::TooLong("Symbol"))?,
+        text => super::name(text, "Symbol")?,
     };
     let start_ms = civil::day_start_ms(cols[3]).ok_or(RejectReason::BadTime("Date"))?;
     Ok(Record::Candle(Candle {
@@ -149,6 +149,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::model::InlineStr;
     use crate::parse::Format;
     use RejectReason::*;
 

@@ -82,6 +82,10 @@ pub enum RejectReason {
     /// A symbol is the empty string.
     #[error("field \"{0}\" is empty")]
     EmptyField(&'static str),
+    /// A symbol or account id holds a control character, whitespace or an invisible
+    /// formatting character (see [`printable`]).
+    #[error("field \"{0}\" holds a control, blank or invisible character")]
+    NonPrintable(&'static str),
     /// A CSV line has the wrong number of columns.
     #[error("expected {expected} columns, found {found}")]
     ColumnCount {
@@ -97,7 +101,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every code [`RejectReason::as_str`] can return.
-    pub const CODES: [&'static str; 14] = [
+    pub const CODES: [&'static str; 15] = [
         "late",
         "line_too_long",
         "invalid_utf8",
@@ -110,6 +114,7 @@ impl RejectReason {
         "non_positive",
         "too_long",
         "empty_field",
+        "non_printable",
         "column_count",
         "bad_time",
     ];
@@ -129,6 +134,7 @@ impl RejectReason {
             RejectReason::NotPositive(_) => "non_positive",
             RejectReason::TooLong(_) => "too_long",
             RejectReason::EmptyField(_) => "empty_field",
+            RejectReason::NonPrintable(_) => "non_printable",
             RejectReason::ColumnCount { .. } => "column_count",
             RejectReason::BadTime(_) => "bad_time",
         }
@@ -192,6 +198,50 @@ fn check_utf8(line: &[u8]) -> Result<(), RejectReason> {
         Ok(_) => Ok(()),
         Err(_) => Err(RejectReason::InvalidUtf8),
     }
+}
+
+/// Whether `text` can name a symbol or an account: no control characters (`\0`, `\n`,
+/// escape sequences...), no whitespace, and none of the invisible formatting characters that
+/// make two names look alike or reorder a line when printed (zero-width characters,
+/// bidirectional controls, the byte order mark, non-characters).
+///
+/// ```
+/// use tickflow_operators::parse::printable;
+/// assert!(printable("BTCUSDT") && printable("acct-42") && printable("ÉTH€"));
+/// assert!(!printable("BTC\0X") && !printable("BTC USDT") && !printable("BTC\u{202e}X"));
+/// ```
+pub fn printable(text: &str) -> bool {
+    text.chars().all(|c| {
+        !(c.is_control()
+            || c.is_whitespace()
+            || matches!(c,
+                '\u{200B}'..='\u{200F}' // zero-width space/joiners, directional marks
+                | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
+                | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+                | '\u{2066}'..='\u{2069}' // bidirectional isolates
+                | '\u{FEFF}' // byte order mark
+                | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+                | '\u{FFFE}' | '\u{FFFF}'))
+    })
+}
+
+/// A symbol or account id from already-decoded UTF-8 bytes: at most
+/// [`crate::model::INLINE_CAPACITY`] bytes and [`printable`].
+#[inline]
+fn name(bytes: &[u8], field: &'static str) -> Result<InlineStr, RejectReason> {
+    let text = std::str::from_utf8(bytes).map_err(|_| RejectReason::InvalidUtf8)?;
+    if text.is_empty() {
+        return Err(RejectReason::EmptyField(field));
+    }
+    // ASCII letters, digits, '-' and '_' are nearly every name: skip the full check.
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !printable(text)
+    {
+        return Err(RejectReason::NonPrintable(field));
+    }
+    InlineStr::new(text).ok_or(RejectReason::TooLong(field))
 }
 
 /// A non-negative integer written with ASCII digits only.
@@ -263,6 +313,7 @@ mod tests {
             NotPositive("p"),
             TooLong("s"),
             EmptyField("s"),
+            NonPrintable("s"),
             ColumnCount {
                 expected: "10",
                 found: 3,

@@ -146,7 +146,8 @@ pub struct Tally {
     pub trades: u64,
     /// Candle rows passed on (candle CSV input).
     pub candles: u64,
-    /// Records of other event types, by type.
+    /// Records of other event types, by type: at most [`Tally::SKIPPED_KINDS`] names, the
+    /// rest counted under `"other"`, so invented names cannot grow it.
     pub skipped: BTreeMap<String, u64>,
     /// Rejected records, by reason code.
     pub rejected: BTreeMap<&'static str, u64>,
@@ -155,13 +156,27 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Most event-type names kept apart in [`Tally::skipped`].
+    pub const SKIPPED_KINDS: usize = 32;
+
+    /// Counts `n` skipped records of event type `kind`.
+    pub fn skip(&mut self, kind: &str, n: u64) {
+        if let Some(count) = self.skipped.get_mut(kind) {
+            *count += n;
+        } else if self.skipped.len() < Self::SKIPPED_KINDS {
+            self.skipped.insert(kind.to_owned(), n);
+        } else {
+            *self.skipped.entry("other".to_owned()).or_default() += n;
+        }
+    }
+
     /// Adds another worker's totals.
     pub fn merge(&mut self, other: &Tally) {
         self.records += other.records;
         self.trades += other.trades;
         self.candles += other.candles;
         for (kind, n) in &other.skipped {
-            *self.skipped.entry(kind.clone()).or_default() += n;
+            self.skip(kind, *n);
         }
         for (reason, n) in &other.rejected {
             *self.rejected.entry(reason).or_default() += n;
@@ -436,7 +451,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                             Ok(Record::Trade(trade)) => trade.time_ms,
                             Ok(Record::Candle(candle)) => candle.start_ms,
                             Ok(Record::Skipped(kind)) => {
-                                *local.skipped.entry(kind.as_str().to_owned()).or_default() += 1;
+                                local.skip(kind.as_str(), 1);
                                 return;
                             }
                             Ok(Record::Blank) | Ok(Record::Header) => return,

@@ -9,15 +9,24 @@ pub enum DurationError {
     /// A window of zero length.
     #[error("window sizes must be positive")]
     Zero,
+    /// Longer than [`MAX_DURATION_MS`]: event-time arithmetic must never overflow.
+    #[error("{0:?} is longer than the longest duration accepted, 10000d")]
+    TooLong(String),
 }
 
-/// Parses `<integer><unit>` with unit `ms`, `s`, `m`, `h` or `d` into milliseconds.
+/// Longest duration accepted (10 000 days): event times are below 10^14 ms, so any time plus
+/// a few such durations stays far below `u64::MAX`.
+pub const MAX_DURATION_MS: u64 = 10_000 * 86_400_000;
+
+/// Parses `<integer><unit>` with unit `ms`, `s`, `m`, `h` or `d` into milliseconds, at most
+/// [`MAX_DURATION_MS`].
 ///
 /// ```
 /// use tickflow_operators::window::parse_duration;
 /// assert_eq!(parse_duration("2s"), Ok(2_000));
 /// assert_eq!(parse_duration("1m"), Ok(60_000));
 /// assert!(parse_duration("2 sec").is_err());
+/// assert!(parse_duration("18446744073709551615ms").is_err());
 /// ```
 pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let syntax = || DurationError::Syntax(text.to_owned());
@@ -34,7 +43,10 @@ pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
         "d" => 86_400_000,
         _ => return Err(syntax()),
     };
-    number.checked_mul(factor).ok_or_else(syntax)
+    match number.checked_mul(factor) {
+        Some(ms) if ms <= MAX_DURATION_MS => Ok(ms),
+        _ => Err(DurationError::TooLong(text.to_owned())),
+    }
 }
 
 /// The shortest exact spelling of a duration in ms (`60000` → `1m`).

@@ -13,7 +13,7 @@
 mod duration;
 mod operators;
 
-pub use duration::{format_duration, parse_duration, DurationError};
+pub use duration::{format_duration, parse_duration, DurationError, MAX_DURATION_MS};
 pub use operators::{AggregateWindows, MergeWindows, WindowKey};
 
 /// A set of tumbling, epoch-aligned window sizes.
