@@ -311,7 +311,7 @@ fn write_fraction(out: &mut String, mut frac: u128, digits: u32) {
         return;
     }
     let mut width = digits as usize;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         width -= 1;
     }
