@@ -45,6 +45,10 @@ pub enum RejectReason {
     /// The event is older than the watermark (decided by the dataflow, not by a parser).
     #[error("late: older than the watermark")]
     Late,
+    /// Records that can no longer be read: a range of offsets was deleted before it was read
+    /// (Kafka retention). Reported by the partition, with the lost range in the detail.
+    #[error("data loss: records deleted before they were read")]
+    DataLoss,
     /// The line is longer than [`MAX_LINE`] bytes (decided by the reader).
     #[error("line longer than {MAX_LINE} bytes")]
     LineTooLong,
@@ -101,8 +105,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every code [`RejectReason::as_str`] can return.
-    pub const CODES: [&'static str; 15] = [
+    pub const CODES: [&'static str; 16] = [
         "late",
+        "data_loss",
         "line_too_long",
         "invalid_utf8",
         "malformed_json",
@@ -123,6 +128,7 @@ impl RejectReason {
     pub fn as_str(&self) -> &'static str {
         match self {
             RejectReason::Late => "late",
+            RejectReason::DataLoss => "data_loss",
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::MalformedJson | RejectReason::NotAnObject => "malformed_json",
@@ -301,6 +307,7 @@ mod tests {
         use RejectReason::*;
         let all = [
             Late,
+            DataLoss,
             LineTooLong,
             InvalidUtf8,
             MalformedJson,

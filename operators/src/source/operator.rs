@@ -56,6 +56,17 @@ pub enum Item<'a> {
         /// The line's true length, when longer than `bytes`.
         full_len: usize,
     },
+    /// Records that can never be read: the offsets `offset..end` were deleted before this
+    /// source read them (Kafka retention). Recorded as one `data_loss` reject at `offset`
+    /// whose detail says what was lost, never skipped silently.
+    Lost {
+        /// The first lost offset.
+        offset: u64,
+        /// One past the last lost offset.
+        end: u64,
+        /// What happened, for the reject's detail.
+        detail: &'a str,
+    },
     /// An already structured trade (the generator).
     Trade {
         /// Sequence number within the partition.
@@ -418,6 +429,27 @@ pub fn partitioned_source<'scope, P: Partition>(
                     let mut ingest = |item: Item<'_>| {
                         local.records += 1;
                         let (offset, record, raw, full_len) = match item {
+                            Item::Lost {
+                                offset,
+                                end,
+                                detail,
+                            } => {
+                                let reason = RejectReason::DataLoss;
+                                *local.rejected.entry(reason.as_str()).or_default() += 1;
+                                staged.rejects.push(RejectRow {
+                                    source: name.clone(),
+                                    partition: index,
+                                    offset,
+                                    received_ms: now,
+                                    reason: reason.as_str().to_owned(),
+                                    detail: format!(
+                                        "offsets {offset}..{end} ({} records) were lost: {detail}",
+                                        end.saturating_sub(offset)
+                                    ),
+                                    raw: Vec::new(),
+                                });
+                                return;
+                            }
                             Item::Trade { offset, trade } => {
                                 (offset, Ok(Record::Trade(trade)), &[][..], 0)
                             }
