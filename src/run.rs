@@ -13,7 +13,7 @@ use timely::dataflow::ProbeHandle;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use tickflow_dataflows::candles;
-use tickflow_operators::file::FileSource;
+use tickflow_operators::file::{FileError, FileSource};
 use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
 use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
 use tickflow_operators::model::Symbol;
@@ -128,6 +128,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     if store_trades && !matches!(output, Output::Postgres(_)) {
         bail!("--store-trades archives trades in PostgreSQL: it needs --sink postgres://...");
     }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    {
+        let shutdown = Arc::clone(&shutdown);
+        ctrlc::set_handler(move || {
+            if shutdown.swap(true, Ordering::SeqCst) {
+                eprintln!("tickflow: interrupted twice, exiting without flushing");
+                std::process::exit(130);
+            }
+            eprintln!("tickflow: stopping: committing what is complete (Ctrl-C again to abort)");
+        })
+        .context("installing the signal handler")?;
+    }
     let rate = generator.rate.unwrap_or(1000.0);
     let paced = source == "generate" && rate > 0.0;
     let (input, source_name, format) = match source.as_str() {
@@ -159,8 +171,13 @@ pub fn run(args: RunArgs) -> Result<()> {
                 bail!("--source {spec:?}: expected generate, file:PATH or kafka://HOST:PORT/TOPIC");
             };
             let symbol = symbol.as_deref().map(parse_symbol).transpose()?;
-            let file =
-                FileSource::open(path, symbol).with_context(|| format!("--source {spec}"))?;
+            let file = match FileSource::open_with(path, symbol, &shutdown, idle_timeout) {
+                Err(FileError::Interrupted(_)) => {
+                    eprintln!("tickflow: stopped before any input arrived; nothing to do");
+                    return Ok(());
+                }
+                opened => opened.with_context(|| format!("--source {spec}"))?,
+            };
             let format = file.format();
             (Input::File(Arc::new(file)), spec.to_owned(), format)
         }
@@ -203,18 +220,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         .transpose()?;
     let writer = Arc::new(Mutex::new(writer));
 
-    let shutdown = Arc::new(AtomicBool::new(false));
-    {
-        let shutdown = Arc::clone(&shutdown);
-        ctrlc::set_handler(move || {
-            if shutdown.swap(true, Ordering::SeqCst) {
-                eprintln!("tickflow: interrupted twice, exiting without flushing");
-                std::process::exit(130);
-            }
-            eprintln!("tickflow: stopping: committing what is complete (Ctrl-C again to abort)");
-        })
-        .context("installing the signal handler")?;
-    }
     let counters = Arc::new(Counters::new(workers));
     let status = Arc::new(Mutex::new(SinkStatus::default()));
     let (stop_progress, progress_stopped) = std::sync::mpsc::channel::<()>();

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  regular file ──mmap──▶ chunk 0 │ chunk 1 │ chunk 2 │ …   chunk k → worker k mod W
-//!  stdin / .gz  ──stream──▶ one partition, read by worker 0 of process 0
+//!  stdin / .gz  ──reader thread──bounded channel──▶ one partition, read by worker 0
 //! ```
 //!
 //! A regular file is cut into chunks at line boundaries; the chunk size depends only on the
@@ -12,11 +12,19 @@
 //! together and open windows stay few. Offsets are byte offsets into the file (or into the
 //! decompressed stream). Reading never fails half-way silently: an I/O error ends the run
 //! with the path and offset.
+//!
+//! Standard input and gzip files are read by a thread of their own into batches of lines
+//! behind a bounded channel, so a worker never blocks on a read: a quiet pipe does not stop
+//! windows from closing (after `idle_timeout` the partition is idle) or a Ctrl-C from ending
+//! the run, and memory is bounded by the channel, not by how fast the input comes.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
 
@@ -37,6 +45,9 @@ pub enum FileError {
     /// The format could not be recognised.
     #[error("{0}")]
     Format(String),
+    /// Stopped (Ctrl-C) while waiting for the first line of a stream.
+    #[error("{0}: stopped before any input arrived")]
+    Interrupted(String),
 }
 
 /// Smallest and largest chunk, bytes.
@@ -54,7 +65,9 @@ pub struct FileSource {
 enum Body {
     /// A regular file and its chunk boundaries.
     Mapped(Arc<File>, Vec<(usize, usize)>),
-    Stream,
+    /// Standard input or a gzip file: the batches of its reader thread, until worker 0 takes
+    /// them, and how long a quiet stream waits before it is idle.
+    Stream(Mutex<Option<Receiver<Batch>>>, Duration),
     Empty,
 }
 
@@ -62,7 +75,7 @@ impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Body::Mapped(_, chunks) => write!(f, "Mapped({} chunks)", chunks.len()),
-            Body::Stream => f.write_str("Stream"),
+            Body::Stream(..) => f.write_str("Stream"),
             Body::Empty => f.write_str("Empty"),
         }
     }
@@ -72,37 +85,55 @@ impl FileSource {
     /// Opens `path` (`-` for standard input) and detects its format from its name and first
     /// line; `symbol` names the pair of a Binance CSV whose file name does not.
     pub fn open(path: &str, symbol: Option<crate::model::Symbol>) -> Result<FileSource, FileError> {
+        FileSource::open_with(
+            path,
+            symbol,
+            &Arc::new(AtomicBool::new(false)),
+            Duration::from_secs(5),
+        )
+    }
+
+    /// [`FileSource::open`], for a run: a stream waiting for its first line gives up when
+    /// `shutdown` is set, and is idle after `idle_timeout` without data.
+    pub fn open_with(
+        path: &str,
+        symbol: Option<crate::model::Symbol>,
+        shutdown: &Arc<AtomicBool>,
+        idle_timeout: Duration,
+    ) -> Result<FileSource, FileError> {
         let io = |source| FileError::Io {
             path: path.to_owned(),
             source,
         };
         let gz = path.ends_with(".gz");
         if path == "-" || gz {
-            // The first line is needed to detect the format; for a stream it is read again
-            // by the partition, so open a second reader here (stdin: peek via the buffer).
-            let first = if path == "-" {
-                let stdin = std::io::stdin();
-                let mut lock = stdin.lock();
-                let buffer = lock.fill_buf().map_err(io)?;
-                first_line(buffer).to_vec()
+            let input: Box<dyn Read + Send> = if path == "-" {
+                Box::new(std::io::stdin())
             } else {
-                let mut reader = BufReader::new(flate2::read::MultiGzDecoder::new(
+                Box::new(flate2::read::MultiGzDecoder::new(
                     File::open(path).map_err(io)?,
-                ));
-                let mut line = Vec::new();
-                reader
-                    .by_ref()
-                    .take(MAX_RAW as u64)
-                    .read_until(b'\n', &mut line)
-                    .map_err(io)?;
-                line
+                ))
+            };
+            let reader = BufReader::with_capacity(STREAM_BUFFER, input);
+            let (batches, first) = spawn_reader(path, reader).map_err(io)?;
+            // The format comes from the first non-blank line; it is also in the batches.
+            let first = loop {
+                match first.recv_timeout(Duration::from_millis(50)) {
+                    Ok(line) => break line,
+                    // The stream ended (or failed; the batches say how) before such a line.
+                    Err(RecvTimeoutError::Disconnected) => break Vec::new(),
+                    Err(RecvTimeoutError::Timeout) if shutdown.load(Ordering::Relaxed) => {
+                        return Err(FileError::Interrupted(path.to_owned()));
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
             };
             let format =
                 detect_format(path, trim_line(&first), symbol).map_err(FileError::Format)?;
             return Ok(FileSource {
                 path: path.to_owned(),
                 format,
-                body: Body::Stream,
+                body: Body::Stream(Mutex::new(Some(batches)), idle_timeout),
             });
         }
         let file = File::open(path).map_err(io)?;
@@ -144,7 +175,7 @@ impl FileSource {
     /// Whether the partitions can be resumed at an offset (a mapped file can; standard input
     /// and gzip are read as a stream).
     pub fn seekable(&self) -> bool {
-        !matches!(self.body, Body::Stream)
+        !matches!(self.body, Body::Stream(..))
     }
 
     /// The partitions of the file owned by global worker `worker` of `workers`.
@@ -168,8 +199,16 @@ impl FileSource {
                     })
                 })
                 .collect(),
-            Body::Stream if worker == 0 => vec![FilePartition::Stream(StreamPart::new(&self.path))],
-            Body::Stream | Body::Empty => Vec::new(),
+            Body::Stream(batches, idle_timeout) if worker == 0 => batches
+                .lock()
+                .ok()
+                .and_then(|mut b| b.take())
+                .map(|batches| {
+                    FilePartition::Stream(StreamPart::new(&self.path, batches, *idle_timeout))
+                })
+                .into_iter()
+                .collect(),
+            Body::Stream(..) | Body::Empty => Vec::new(),
         }
     }
 }
@@ -238,10 +277,6 @@ fn read_at(file: &File, offset: usize, len: usize) -> std::io::Result<Vec<u8>> {
     }
     buffer.truncate(filled);
     Ok(buffer)
-}
-
-fn first_line(buffer: &[u8]) -> &[u8] {
-    memchr::memchr(b'\n', buffer).map_or(buffer, |i| &buffer[..i])
 }
 
 /// A line without its `\n` / `\r\n` terminator.
@@ -400,15 +435,124 @@ impl Partition for FilePartition {
             FilePartition::Stream(stream) => stream.error.clone(),
         }
     }
+
+    fn idle(&self) -> bool {
+        match self {
+            FilePartition::Chunk(_) => false,
+            FilePartition::Stream(stream) => stream.idle(),
+        }
+    }
+
+    fn idle_follows_wall_clock(&self) -> bool {
+        // A pipe may carry old data as well as a live feed: while quiet it closes the windows
+        // of what it has sent, without jumping to the wall clock.
+        false
+    }
 }
 
-/// Standard input or a gzip file, read line by line.
+/// Bytes of the read buffer of a stream.
+const STREAM_BUFFER: usize = 1 << 20;
+/// Batches a stream's reader thread may have ready ahead of the worker (each holds about one
+/// read buffer of lines, or one long line of up to [`MAX_RAW`] bytes kept).
+const STREAM_BATCHES: usize = 8;
+
+/// Lines of a stream as its reader thread hands them over: the bytes, and for each line its
+/// offset, its range in the bytes, its true length (when cut at [`MAX_RAW`]) and the offset
+/// of the line after it.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    lines: Vec<(u64, usize, usize, usize, u64)>,
+    /// Set on the last batch of a stream that failed: why, and at which offset.
+    error: Option<String>,
+}
+
+/// Starts the thread that reads `reader` line by line into batches. Returns the batches
+/// (closed at the end of the stream) and, once, the first non-blank line (for the format).
+fn spawn_reader(
+    path: &str,
+    mut reader: BufReader<Box<dyn Read + Send>>,
+) -> std::io::Result<(Receiver<Batch>, Receiver<Vec<u8>>)> {
+    let (send, batches) = std::sync::mpsc::sync_channel::<Batch>(STREAM_BATCHES);
+    let (first_send, first) = std::sync::mpsc::channel();
+    let shown = if path == "-" {
+        "standard input".to_owned()
+    } else {
+        path.to_owned()
+    };
+    std::thread::Builder::new()
+        .name("tickflow-stream".into())
+        .spawn(move || read_batches(&shown, &mut reader, &send, Some(first_send)))?;
+    Ok((batches, first))
+}
+
+/// The reader thread: batches as much as is buffered (a live pipe's lines go out as they
+/// come; a fast one fills whole batches), blocking only on its own reads and sends.
+fn read_batches(
+    shown: &str,
+    reader: &mut BufReader<Box<dyn Read + Send>>,
+    send: &SyncSender<Batch>,
+    mut first: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+) {
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    let mut batch = Batch::default();
+    loop {
+        line.clear();
+        match read_bounded_line(reader, &mut line) {
+            Ok(0) => break,
+            Ok(consumed) => {
+                let text = trim_line(&line);
+                if let Some(tell) = first.as_ref() {
+                    if !text.iter().all(u8::is_ascii_whitespace) {
+                        let _ = tell.send(text.to_vec());
+                        first = None;
+                    }
+                }
+                let full_len = if consumed > MAX_RAW {
+                    consumed
+                } else {
+                    text.len()
+                };
+                let start = batch.bytes.len();
+                batch.bytes.extend_from_slice(text);
+                offset += consumed as u64;
+                batch.lines.push((
+                    offset - consumed as u64,
+                    start,
+                    batch.bytes.len(),
+                    full_len,
+                    offset,
+                ));
+                // Hand over what has been read when the next read would wait for input, or
+                // when the batch is full.
+                if reader.buffer().is_empty() || batch.bytes.len() >= STREAM_BUFFER {
+                    if send.send(std::mem::take(&mut batch)).is_err() {
+                        return; // The run has ended.
+                    }
+                }
+            }
+            Err(error) => {
+                batch.error = Some(format!("{shown} at byte {offset}: {error}"));
+                break;
+            }
+        }
+    }
+    if !batch.lines.is_empty() || batch.error.is_some() {
+        let _ = send.send(batch);
+    }
+}
+
+/// Standard input or a gzip file, read by its own thread (see [`spawn_reader`]).
 pub struct StreamPart {
     path: PathBuf,
-    reader: Option<Box<dyn BufRead>>,
-    line: Vec<u8>,
+    batches: Receiver<Batch>,
+    /// The batch being emitted and the index of its next line.
+    current: Option<(Batch, usize)>,
     offset: u64,
     error: Option<String>,
+    idle_timeout: Duration,
+    last_data: Instant,
 }
 
 impl std::fmt::Debug for StreamPart {
@@ -418,79 +562,77 @@ impl std::fmt::Debug for StreamPart {
 }
 
 impl StreamPart {
-    fn new(path: &str) -> StreamPart {
+    fn new(path: &str, batches: Receiver<Batch>, idle_timeout: Duration) -> StreamPart {
         StreamPart {
             path: PathBuf::from(path),
-            reader: None,
-            line: Vec::new(),
+            batches,
+            current: None,
             offset: 0,
             error: None,
+            idle_timeout,
+            last_data: Instant::now(),
         }
-    }
-
-    fn open(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
-        const BUFFER: usize = 1 << 20;
-        if path == Path::new("-") {
-            return Ok(Box::new(BufReader::with_capacity(BUFFER, std::io::stdin())));
-        }
-        let file = File::open(path)?;
-        Ok(Box::new(BufReader::with_capacity(
-            BUFFER,
-            flate2::read::MultiGzDecoder::new(file),
-        )))
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
-        if self.reader.is_none() {
-            match StreamPart::open(&self.path) {
-                Ok(reader) => self.reader = Some(reader),
-                Err(error) => {
-                    self.error = Some(format!("{}: {error}", self.path.display()));
+        let mut emitted = 0;
+        while emitted < budget {
+            if self.current.is_none() {
+                match self.batches.try_recv() {
+                    Ok(mut batch) => {
+                        if let Some(error) = batch.error.take() {
+                            self.error = Some(error);
+                        }
+                        self.current = Some((batch, 0));
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Poll::Finished,
+                }
+            }
+            let Some((batch, next)) = self.current.as_mut() else {
+                break;
+            };
+            while emitted < budget && *next < batch.lines.len() {
+                let (offset, start, end, full_len, after) = batch.lines[*next];
+                emit(Item::Line {
+                    offset,
+                    bytes: &batch.bytes[start..end],
+                    full_len,
+                });
+                *next += 1;
+                emitted += 1;
+                self.offset = after;
+            }
+            if *next >= batch.lines.len() {
+                self.current = None;
+                if self.error.is_some() {
                     return Poll::Finished;
                 }
             }
         }
-        let Some(reader) = self.reader.as_mut() else {
-            return Poll::Finished;
-        };
-        for _ in 0..budget {
-            self.line.clear();
-            match read_bounded_line(reader, &mut self.line) {
-                Ok(0) => return Poll::Finished,
-                Ok(consumed) => {
-                    let line = trim_line(&self.line);
-                    let full_len = if consumed > MAX_RAW {
-                        consumed
-                    } else {
-                        line.len()
-                    };
-                    emit(Item::Line {
-                        offset: self.offset,
-                        bytes: line,
-                        full_len,
-                    });
-                    self.offset += consumed as u64;
-                }
-                Err(error) => {
-                    self.error = Some(format!(
-                        "{} at byte {}: {error}",
-                        self.path.display(),
-                        self.offset
-                    ));
-                    return Poll::Finished;
-                }
-            }
+        if emitted > 0 {
+            self.last_data = Instant::now();
+            Poll::Ready
+        } else {
+            Poll::Pending(Duration::from_millis(5))
         }
-        Poll::Ready
+    }
+
+    fn idle(&self) -> bool {
+        self.current.is_none() && self.last_data.elapsed() >= self.idle_timeout
     }
 }
 
 /// Reads one line, keeping at most [`MAX_RAW`] bytes of it; returns the bytes consumed
 /// (including the terminator), 0 at the end.
-fn read_bounded_line(reader: &mut Box<dyn BufRead>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+fn read_bounded_line(reader: &mut dyn BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut consumed = 0;
     loop {
-        let buffer = reader.fill_buf()?;
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if buffer.is_empty() {
             return Ok(consumed);
         }

@@ -19,9 +19,7 @@
 //! operator keeps its capability (claiming no progress it has not made); the binary then
 //! stops the run with that error.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -136,12 +134,25 @@ impl WriterThread {
     ) -> WriterThread {
         let (send, receive) = mpsc::sync_channel::<Commit>(IN_FLIGHT);
         let (ack_send, acks) = mpsc::channel();
+        let failed_status = Arc::clone(&status);
         let thread = std::thread::Builder::new()
             .name("tickflow-writer".into())
             .spawn(move || {
                 for commit in receive {
                     let started = std::time::Instant::now();
-                    let result = writer.write(&commit);
+                    // A panic in a writer is a failed commit like any other: reported, never
+                    // a silent end of the thread that would leave the run waiting.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        writer.write(&commit)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown cause".to_owned());
+                        Err(format!("the sink's writer failed unexpectedly: {what}"))
+                    });
                     if let Ok(mut status) = status.lock() {
                         status.write_seconds += started.elapsed().as_secs_f64();
                         match &result {
@@ -177,8 +188,17 @@ impl WriterThread {
                         break;
                     }
                 }
-            })
-            .ok();
+            });
+        let thread = match thread {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                // Without a writer nothing can be committed: fail the run rather than wait.
+                if let Ok(mut status) = failed_status.lock() {
+                    status.error = Some(format!("cannot start the sink's writer thread: {error}"));
+                }
+                None
+            }
+        };
         WriterThread {
             send: Some(send),
             acks,
@@ -319,7 +339,6 @@ pub fn commit_sink<'scope>(
         let activator = scope.worker().sync_activator_for(info.address.to_vec());
         WriterThread::start(writer(), Arc::clone(&status), activator)
     });
-    let status_for_op = Rc::new(RefCell::new(status));
 
     builder.build(move |mut capabilities| {
         // Held at the earliest uncommitted time; see the module docs.
@@ -329,7 +348,7 @@ pub fn commit_sink<'scope>(
         let mut sent_final = false;
         let mut in_flight = 0usize;
         let mut writer_thread = writer_thread;
-        let _status = status_for_op;
+        let status = status;
         move |frontiers| {
             let Some(thread) = writer_thread.as_mut() else {
                 // Not the writer: nothing arrives here, and nothing needs holding.
@@ -378,7 +397,13 @@ pub fn commit_sink<'scope>(
                         }
                     }
                     // Keep the capability: nothing after the failure is committed.
-                    Ok(Err(_)) | Err(TryRecvError::Disconnected) => return,
+                    Ok(Err(_)) => return,
+                    Err(TryRecvError::Disconnected) => {
+                        if !(sent_final && in_flight == 0) {
+                            writer_gone(&status);
+                        }
+                        return;
+                    }
                     Err(TryRecvError::Empty) => break,
                 }
             }
@@ -410,7 +435,7 @@ pub fn commit_sink<'scope>(
                         Ok(()) => in_flight += 1,
                         // The acknowledgement of the commit in the way reschedules us.
                         Err(TrySendError::Full(commit)) => queued = Some(commit),
-                        Err(TrySendError::Disconnected(_)) => {}
+                        Err(TrySendError::Disconnected(_)) => writer_gone(&status),
                     }
                 }
             }
@@ -421,6 +446,16 @@ pub fn commit_sink<'scope>(
         }
     });
     committed
+}
+
+/// Records that the writer thread is gone while commits were still due: the run must end
+/// with an error, not wait for acknowledgements that never come.
+fn writer_gone(status: &Arc<Mutex<SinkStatus>>) {
+    if let Ok(mut status) = status.lock() {
+        status
+            .error
+            .get_or_insert_with(|| "the sink's writer thread ended unexpectedly".to_owned());
+    }
 }
 
 fn min_frontier(frontiers: &[timely::progress::frontier::MutableAntichain<u64>]) -> Option<u64> {

@@ -117,6 +117,9 @@ impl<P: Partition> Partition for Resumed<P> {
     fn idle(&self) -> bool {
         self.partition.idle()
     }
+    fn idle_follows_wall_clock(&self) -> bool {
+        self.partition.idle_follows_wall_clock()
+    }
     fn committed(&mut self, offset: u64) {
         self.partition.committed(offset);
     }

@@ -39,6 +39,12 @@ pub trait Partition: 'static {
     fn idle(&self) -> bool {
         false
     }
+    /// What an idle partition's watermark follows: the wall clock minus the lateness (a live
+    /// feed whose event time is wall time, such as Kafka), or else (`false`) just past its own
+    /// greatest event time, which closes every window of what it has delivered.
+    fn idle_follows_wall_clock(&self) -> bool {
+        true
+    }
     /// Told that the results up to `offset` are durably committed by the sink (for copies
     /// of progress kept elsewhere, such as Kafka's group offsets for monitoring tools).
     fn committed(&mut self, _offset: u64) {}
@@ -571,11 +577,14 @@ pub fn partitioned_source<'scope, P: Partition>(
                 .filter(|p| !p.finished)
                 .map(|p| {
                     let own = p.watermark(lateness_ms);
-                    windows.coarsen(if p.partition.idle() {
-                        own.max(wall)
-                    } else {
-                        own
-                    })
+                    let own = match (p.partition.idle(), p.partition.idle_follows_wall_clock()) {
+                        (false, _) => own,
+                        (true, true) => own.max(wall),
+                        (true, false) => own.max(p.max_seen.map_or(0, |m| m.saturating_add(1))),
+                    };
+                    // Never behind the capability: a partition back from idle (or found
+                    // late) reads records behind it as late, it does not hold it back.
+                    windows.coarsen(own).max(*held[0].time())
                 })
                 .min()
                 .or_else(|| (discover.is_some() && !stopping).then(|| windows.coarsen(wall)));
