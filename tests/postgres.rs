@@ -107,7 +107,11 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
             &url,
             "SELECT version::text FROM schema_migrations ORDER BY version"
         ),
-        vec![vec!["1".to_owned()], vec!["2".to_owned()]]
+        vec![
+            vec!["1".to_owned()],
+            vec!["2".to_owned()],
+            vec!["3".to_owned()]
+        ]
     );
     // Prices are NUMERIC, and the views give timestamps.
     assert_eq!(
