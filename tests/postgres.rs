@@ -5,8 +5,12 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{candles, generate, path, run, spawn_tickflow, tickflow, tickflow_unchecked};
@@ -399,4 +403,158 @@ fn a_password_never_appears_in_output_or_errors() {
     }
     let said = String::from_utf8_lossy(&failed.stderr);
     assert!(said.contains("postgres:***@"), "{said}");
+}
+
+/// A TCP proxy between tickflow and a PostgreSQL server that loses one COMMIT's reply: at the
+/// `cut_at`-th COMMIT it forwards (counted over all connections, from 1) it lets the server
+/// apply it, then closes both sides without passing the reply on. The client cannot tell
+/// whether that commit landed.
+struct CommitCutter {
+    /// The server's URL, pointing at the proxy.
+    url: String,
+    /// COMMITs forwarded so far.
+    commits: Arc<AtomicUsize>,
+    /// Whether the cut has happened.
+    cut: Arc<AtomicBool>,
+}
+
+/// `COMMIT` as the client sends it (`Transaction::commit` is a simple query): message type
+/// 'Q', length 11 (itself and the string), "COMMIT" and its NUL.
+const COMMIT_MESSAGE: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+impl CommitCutter {
+    fn start(upstream_url: &str, cut_at: usize) -> CommitCutter {
+        let (user, rest) = upstream_url.split_once('@').expect("URL with user@");
+        let (upstream, database) = rest.split_once('/').expect("URL with a database");
+        let upstream = upstream.to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listens");
+        let port = listener.local_addr().expect("proxy address").port();
+        let commits = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (counted, done) = (Arc::clone(&commits), Arc::clone(&cut));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let server = TcpStream::connect(&upstream).expect("server reachable");
+                // Set before the chosen COMMIT goes out: its reply must not come back.
+                let hold = Arc::new(AtomicBool::new(false));
+                let (c, s, h) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                    Arc::clone(&hold),
+                );
+                std::thread::spawn(move || server_to_client(s, c, &h));
+                let (counted, done) = (Arc::clone(&counted), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    client_to_server(client, server, &hold, &counted, &done, cut_at)
+                });
+            }
+        });
+        CommitCutter {
+            url: format!("{user}@127.0.0.1:{port}/{database}"),
+            commits,
+            cut,
+        }
+    }
+}
+
+fn client_to_server(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    hold: &AtomicBool,
+    commits: &AtomicUsize,
+    cut: &AtomicBool,
+    cut_at: usize,
+) {
+    let mut buffer = vec![0; 64 * 1024];
+    // The end of the previous read, for a COMMIT split across two reads.
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = match client.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buffer[..n];
+        let mut seen = std::mem::take(&mut carry);
+        seen.extend_from_slice(chunk);
+        let found = seen
+            .windows(COMMIT_MESSAGE.len())
+            .filter(|w| *w == COMMIT_MESSAGE)
+            .count();
+        carry = seen[seen.len().saturating_sub(COMMIT_MESSAGE.len() - 1)..].to_vec();
+        let before = commits.fetch_add(found, Ordering::SeqCst);
+        let cut_here = before < cut_at && before + found >= cut_at;
+        if cut_here {
+            // The client waits for the reply after COMMIT, so it ends this read.
+            hold.store(true, Ordering::SeqCst);
+        }
+        if server.write_all(chunk).is_err() {
+            break;
+        }
+        if cut_here {
+            // Time for the server to apply the commit; then the connection is gone.
+            std::thread::sleep(Duration::from_millis(100));
+            cut.store(true, Ordering::SeqCst);
+            break;
+        }
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+}
+
+fn server_to_client(mut server: TcpStream, mut client: TcpStream, hold: &AtomicBool) {
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = match server.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if hold.load(Ordering::SeqCst) || client.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn a_commit_whose_reply_is_lost_is_applied_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let events = ["--rate", "0", "--events", "1000000", "-w", "2"];
+    let windows = ["--windows", "1s,10s"];
+    let mut reference = vec!["run", "--sink", "sqlite:ref.db"];
+    reference.extend(events.iter().chain(&windows));
+    tickflow(dir, &reference);
+    let url = fresh_database("tf_lost_commit");
+    // COMMITs 1 and 2 end the schema migrations of the two connections made at start (the
+    // resume check, then the writer's); the 5th is the third commit of results.
+    let proxy = CommitCutter::start(&url, 5);
+    let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
+    args.extend(events.iter().chain(&windows));
+    let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(proxy.cut.load(Ordering::SeqCst), "no COMMIT was cut");
+    // Mid-run: commits of results followed the one cut (it stored sequence number 3).
+    let last = pg_count(&url, "SELECT seq FROM sink_commits");
+    assert!(
+        last > 3,
+        "the cut fell on the last commit ({last} commits, {} COMMITs)",
+        proxy.commits.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["1000000".to_owned(), "1000000".to_owned()]],
+        "every trade archived exactly once"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+    assert!(
+        stderr.contains("while COMMIT was in flight")
+            && stderr.contains("had landed; not running it again"),
+        "the lost reply and its outcome are reported: {stderr}"
+    );
 }
