@@ -186,6 +186,15 @@ fn the_sql_examples_run_and_return_rows() {
         "tickflow sql is read-only: {}",
         String::from_utf8_lossy(&refused.stdout)
     );
+    // A mistake in the query: the server's message and where, not the query again.
+    let wrong = sql("SELECT vwapp FROM candles");
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.starts_with("tickflow: error: column \"vwapp\" does not exist (at character 8)"),
+        "{said}"
+    );
+    assert!(!said.contains("SELECT"), "{said}");
 }
 
 #[test]
@@ -385,7 +394,19 @@ fn a_password_never_appears_in_output_or_errors() {
         String::from_utf8_lossy(&ok.stderr)
     );
     let unreachable = "postgres://postgres:Sw0rdf1sh@127.0.0.1:1/nothing";
-    let failed = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", unreachable]);
+    // A database that is not there is awaited: the line saying so names it without the
+    // password.
+    let waiting = stderr_until(
+        dir,
+        &["run", "--rate", "0", "--sink", unreachable, "--quiet"],
+        "waiting for the database",
+    );
+    assert!(
+        waiting.contains("postgres:***@127.0.0.1:1/nothing"),
+        "{waiting}"
+    );
+    let missing = with_password.replace("/tf_secret", "/tf_secret_missing");
+    let failed = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", &missing]);
     assert!(!failed.status.success());
     let bad_spec = tickflow_unchecked(dir, &["run", "--sink", "postgre://u:Sw0rdf1sh@h/db"]);
     let sql = Command::new(common::BIN)
@@ -393,16 +414,138 @@ fn a_password_never_appears_in_output_or_errors() {
         .output()
         .expect("runs");
     assert!(!sql.status.success());
+    let mut said = vec![waiting];
     for out in [&ok, &failed, &bad_spec, &sql] {
-        let all = format!(
+        said.push(format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ));
+    }
+    for all in &said {
         assert!(!all.contains("Sw0rdf1sh"), "password leaked: {all}");
     }
-    let said = String::from_utf8_lossy(&failed.stderr);
-    assert!(said.contains("postgres:***@"), "{said}");
+    let failed = String::from_utf8_lossy(&failed.stderr);
+    assert!(failed.contains("postgres:***@"), "{failed}");
+}
+
+/// Starts `tickflow ARGS` in `dir`, waits (at most 60 s) until a line of its stderr contains
+/// `needle`, checks that it is still running, kills it and returns its stderr.
+fn stderr_until(dir: &Path, args: &[&str], needle: &str) -> String {
+    use std::io::BufRead;
+    let mut child = spawn_tickflow(dir, args);
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (send, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut said = String::new();
+    while !said.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                said.push_str(&line);
+                said.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    let running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    said.extend(lines.try_iter().map(|line| line + "\n"));
+    assert!(said.contains(needle), "no {needle:?} in: {said}");
+    assert!(running, "tickflow ended instead of waiting: {said}");
+    said
+}
+
+#[test]
+fn a_database_down_at_start_is_awaited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = OwnCluster {
+        dir: dir.join("pg"),
+    };
+    let url = cluster.pg("start");
+    cluster.pg("stop");
+    let events = ["--rate", "0", "--events", "200000", "-w", "2"];
+    let mut reference = vec!["run", "--sink", "sqlite:ref.db"];
+    reference.extend(events);
+    tickflow(dir, &reference);
+    let mut args = vec!["run", "--sink", &url];
+    args.extend(events);
+    let mut child = spawn_tickflow(dir, &args);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "tickflow gave up on a database that is not up yet"
+    );
+    cluster.pg("start");
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tickflow: waiting for the database {url} (connection refused); retrying"
+        )),
+        "the wait is reported: {stderr}"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+}
+
+#[test]
+fn connection_errors_keep_their_cause_and_fail_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let sql = |db: &str| {
+        let out = Command::new(common::BIN)
+            .args(["sql", "--db", db, "SELECT 1"])
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{db}: succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let refused = sql(&format!(
+        "postgres://postgres@127.0.0.1:{}/x",
+        common::free_port()
+    ));
+    assert!(refused.contains("Connection refused"), "{refused}");
+    assert_eq!(
+        refused.matches("error connecting to server").count(),
+        1,
+        "{refused}"
+    );
+    // Wrong database or user: no use waiting, the run fails at once and says why.
+    let base = server()
+        .rsplit_once('/')
+        .expect("URL with a database")
+        .0
+        .to_owned();
+    let missing = format!("{base}/tf_there_is_no_such_database");
+    let nobody = missing.replacen("postgres@", "nobody@", 1);
+    for (url, why) in [
+        (
+            &missing,
+            "database \"tf_there_is_no_such_database\" does not exist",
+        ),
+        (&nobody, "role \"nobody\" does not exist"),
+    ] {
+        assert!(sql(url).contains(why), "tickflow sql --db {url}: {why}");
+        let started = std::time::Instant::now();
+        let run = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", url]);
+        let said = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success());
+        assert!(said.contains(why), "{said}");
+        assert!(!said.contains("waiting"), "{said}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{said}");
+    }
 }
 
 /// A TCP proxy between tickflow and a PostgreSQL server that loses one COMMIT's reply: at the
