@@ -67,6 +67,19 @@ fn pg_rows(url: &str, query: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The sequence number of the last commit into the database at `url`: 0 before the first,
+/// or while the schema is not there yet, or the server is down.
+fn last_commit_seq(url: &str) -> i64 {
+    Client::connect(url, NoTls)
+        .ok()
+        .and_then(|mut client| {
+            client
+                .query_one("SELECT coalesce(max(seq), 0) FROM sink_commits", &[])
+                .ok()
+        })
+        .map_or(0, |row| row.get(0))
+}
+
 fn pg_count(url: &str, query: &str) -> i64 {
     let mut client = Client::connect(url, NoTls).expect("database reachable");
     client.query_one(query, &[]).expect("query runs").get(0)
@@ -353,14 +366,27 @@ fn a_database_outage_mid_run_loses_and_duplicates_nothing() {
         "2",
     ];
     tickflow(dir, &reference_args);
-    let child = spawn_tickflow(dir, &args);
-    std::thread::sleep(Duration::from_millis(400));
+    let mut child = spawn_tickflow(dir, &args);
+    // The outage falls mid-run: after the first commit of results, before the last.
+    let mut before = 0;
+    while before == 0 && child.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+        before = last_commit_seq(&url);
+    }
     cluster.pg("stop");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run ended before the outage"
+    );
     std::thread::sleep(Duration::from_secs(3));
     cluster.pg("start");
     let out = child.wait_with_output().expect("ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert!(
+        last_commit_seq(&url) > before,
+        "no commit followed the outage"
+    );
     assert!(
         stderr.contains("database unavailable; retrying"),
         "the outage is reported: {stderr}"
@@ -680,7 +706,7 @@ fn a_commit_whose_reply_is_lost_is_applied_exactly_once() {
     assert!(out.status.success(), "{stderr}");
     assert!(proxy.cut.load(Ordering::SeqCst), "no COMMIT was cut");
     // Mid-run: commits of results followed the one cut (it stored sequence number 3).
-    let last = pg_count(&url, "SELECT seq FROM sink_commits");
+    let last = last_commit_seq(&url);
     assert!(
         last > 3,
         "the cut fell on the last commit ({last} commits, {} COMMITs)",

@@ -6,7 +6,8 @@
 //!             COPY rejects_stage FROM STDIN (binary)  ─▶ INSERT INTO rejects … ON CONFLICT DO NOTHING
 //!             COPY trades        FROM STDIN (binary)     (--store-trades)
 //!             upsert source_offsets, resume_frontier
-//!             COMMIT
+//!             upsert sink_commits (source, seq + 1)
+//!             COMMIT                                    (no reply? reconnect, read seq back)
 //! ```
 //!
 //! Same contract as the SQLite sink: each [`Commit`] is one transaction with the resume
@@ -697,4 +698,26 @@ fn copy_trades(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_says_so_once() {
+        // Nothing listens on port 1 of the loopback interface.
+        let Err(error) = Client::connect("postgres://u:secret@127.0.0.1:1/db", NoTls) else {
+            panic!("connected to port 1");
+        };
+        assert!(is_transient(&error));
+        let said = describe(&error);
+        assert!(
+            said.starts_with("error connecting to server: Connection refused"),
+            "{said}"
+        );
+        assert_eq!(said.matches("refused").count(), 1, "{said}");
+        assert!(!said.contains("secret"), "{said}");
+        assert_eq!(reason(&error), "connection refused");
+    }
 }
