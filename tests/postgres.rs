@@ -575,9 +575,9 @@ fn connection_errors_keep_their_cause_and_fail_at_once() {
 }
 
 /// A TCP proxy between tickflow and a PostgreSQL server that loses one COMMIT's reply: at the
-/// `cut_at`-th COMMIT it forwards (counted over all connections, from 1) it lets the server
-/// apply it, then closes both sides without passing the reply on. The client cannot tell
-/// whether that commit landed.
+/// `cut_at`-th COMMIT the client sends (counted over all connections, from 1) it closes both
+/// sides, either after letting the server apply it ([`Cut::Applied`]) or without forwarding
+/// it ([`Cut::NotSent`]). The client cannot tell which.
 struct CommitCutter {
     /// The server's URL, pointing at the proxy.
     url: String,
@@ -591,8 +591,17 @@ struct CommitCutter {
 /// 'Q', length 11 (itself and the string), "COMMIT" and its NUL.
 const COMMIT_MESSAGE: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
 
+/// What happens to the COMMIT that is cut.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// The server gets it and applies it; its reply is lost.
+    Applied,
+    /// The server never gets it and rolls the transaction back.
+    NotSent,
+}
+
 impl CommitCutter {
-    fn start(upstream_url: &str, cut_at: usize) -> CommitCutter {
+    fn start(upstream_url: &str, cut_at: usize, how: Cut) -> CommitCutter {
         let (user, rest) = upstream_url.split_once('@').expect("URL with user@");
         let (upstream, database) = rest.split_once('/').expect("URL with a database");
         let upstream = upstream.to_owned();
@@ -615,7 +624,7 @@ impl CommitCutter {
                 std::thread::spawn(move || server_to_client(s, c, &h));
                 let (counted, done) = (Arc::clone(&counted), Arc::clone(&done));
                 std::thread::spawn(move || {
-                    client_to_server(client, server, &hold, &counted, &done, cut_at)
+                    client_to_server(client, server, &hold, &counted, &done, (cut_at, how))
                 });
             }
         });
@@ -633,7 +642,7 @@ fn client_to_server(
     hold: &AtomicBool,
     commits: &AtomicUsize,
     cut: &AtomicBool,
-    cut_at: usize,
+    (cut_at, how): (usize, Cut),
 ) {
     let mut buffer = vec![0; 64 * 1024];
     // The end of the previous read, for a COMMIT split across two reads.
@@ -656,6 +665,14 @@ fn client_to_server(
         if cut_here {
             // The client waits for the reply after COMMIT, so it ends this read.
             hold.store(true, Ordering::SeqCst);
+        }
+        if cut_here && matches!(how, Cut::NotSent) {
+            // Everything before the COMMIT goes through: it is the last message of the read.
+            let at = chunk.len() - COMMIT_MESSAGE.len().min(chunk.len());
+            let _ = server.write_all(&chunk[..at]);
+            std::thread::sleep(Duration::from_millis(100));
+            cut.store(true, Ordering::SeqCst);
+            break;
         }
         if server.write_all(chunk).is_err() {
             break;
@@ -698,7 +715,7 @@ fn a_commit_whose_reply_is_lost_is_applied_exactly_once() {
     let url = fresh_database("tf_lost_commit");
     // COMMITs 1 and 2 end the schema migrations of the two connections made at start (the
     // resume check, then the writer's); the 5th is the third commit of results.
-    let proxy = CommitCutter::start(&url, 5);
+    let proxy = CommitCutter::start(&url, 5, Cut::Applied);
     let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
     args.extend(events.iter().chain(&windows));
     let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
@@ -725,5 +742,40 @@ fn a_commit_whose_reply_is_lost_is_applied_exactly_once() {
         stderr.contains("while COMMIT was in flight")
             && stderr.contains("had landed; not running it again"),
         "the lost reply and its outcome are reported: {stderr}"
+    );
+}
+
+#[test]
+fn a_commit_cut_before_the_server_got_it_is_run_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let events = ["--rate", "0", "--events", "400000", "-w", "2"];
+    let windows = ["--windows", "1s,10s"];
+    let mut reference = vec!["run", "--sink", "sqlite:ref.db"];
+    reference.extend(events.iter().chain(&windows));
+    tickflow(dir, &reference);
+    let url = fresh_database("tf_unsent_commit");
+    // COMMITs 1 and 2 end the migrations at start; the 4th is the second commit of results.
+    let proxy = CommitCutter::start(&url, 4, Cut::NotSent);
+    let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
+    args.extend(events.iter().chain(&windows));
+    let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(proxy.cut.load(Ordering::SeqCst), "no COMMIT was cut");
+    let last = last_commit_seq(&url);
+    assert!(last > 2, "the cut fell on the last commit ({last} commits)");
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["400000".to_owned(), "400000".to_owned()]],
+        "every trade archived exactly once"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+    assert!(
+        stderr.contains("had not landed; running it again"),
+        "the outcome is reported: {stderr}"
     );
 }
