@@ -1,7 +1,8 @@
 //! The PostgreSQL sink against a real server: `scripts/test.sh` starts a throwaway cluster
 //! (`scripts/pg.sh`) and passes its URL in `TICKFLOW_TEST_POSTGRES`; each test works in a
-//! database of its own. The outage test starts a cluster of its own, which it stops and
-//! restarts.
+//! database of its own. The outage tests start a cluster of their own, which they stop and
+//! start. The lost-COMMIT tests put a TCP proxy of their own ([`CommitCutter`]) between
+//! tickflow and the server, which cuts the connection at a chosen COMMIT.
 
 mod common;
 

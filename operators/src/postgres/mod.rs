@@ -47,6 +47,10 @@ use crate::sink::{Commit, StoredProgress, Writer};
 /// How long a lost database is retried before the run fails.
 pub const RETRY_FOR: Duration = Duration::from_secs(600);
 
+/// How long one attempt to reach the server may take, unless the URL says
+/// (`?connect_timeout=SECONDS`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Lock id taken while migrating ("tickflow" in ASCII, truncated to 63 bits).
 const MIGRATION_LOCK: i64 = 0x7469_636b_666c_6f77;
 
@@ -295,7 +299,13 @@ impl PostgresWriter {
     /// like the warnings of an outage mid-run: nobody should wait on silence); any other error
     /// fails at once.
     pub fn open(url: &str, store_trades: bool) -> Result<PostgresWriter, String> {
-        let config: postgres::Config = url.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
+        let mut config: postgres::Config =
+            url.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
+        if config.get_connect_timeout().is_none() {
+            // A host that drops packets would hold each attempt for the system's TCP timeout
+            // (minutes), silently; this way it is retried and reported like a refusal.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let mut writer = PostgresWriter {
             url: url.to_owned(),
             config,
