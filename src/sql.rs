@@ -9,6 +9,9 @@ use crate::cli::SqlArgs;
 
 pub fn sql(args: SqlArgs) -> Result<()> {
     let SqlArgs { query, db } = args;
+    if query.trim().is_empty() {
+        anyhow::bail!("the query is empty");
+    }
     if let Some(url) = db
         .to_str()
         .filter(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
@@ -24,14 +27,14 @@ pub fn sql(args: SqlArgs) -> Result<()> {
     let connection =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {}", db.display()))?;
-    let mut statement = connection
-        .prepare(&query)
-        .with_context(|| format!("preparing {query:?}"))?;
+    // A mistake in the query is reported as SQLite words it, without the query again (the
+    // user just typed it).
+    let mut statement = connection.prepare(&query).map_err(sqlite_error)?;
     let columns = statement.column_count();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "{}", statement.column_names().join("\t"))?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
+    let mut rows = statement.query([]).map_err(sqlite_error)?;
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
         for i in 0..columns {
             if i > 0 {
                 out.write_all(b"\t")?;
@@ -50,23 +53,36 @@ pub fn sql(args: SqlArgs) -> Result<()> {
     Ok(())
 }
 
+/// SQLite's message alone: rusqlite adds the query and a byte offset to errors that point
+/// into it (`… in SELECT * FROM nope at offset 14`), and its source is the generic text of
+/// the error code (`Error code 1: SQL error or missing database`).
+fn sqlite_error(error: rusqlite::Error) -> anyhow::Error {
+    match error {
+        rusqlite::Error::SqlInputError { msg, .. }
+        | rusqlite::Error::SqliteFailure(_, Some(msg)) => anyhow::anyhow!(msg),
+        error => anyhow::anyhow!(error.to_string()),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The same for a PostgreSQL database: text output as PostgreSQL renders each value, in a
-/// read-only session. Messages name the database without its password.
+/// read-only session. Connection errors name the database without its password; a mistake
+/// in the query is the server's message alone.
 fn postgres(url: &str, query: &str) -> Result<()> {
     use postgres::SimpleQueryMessage;
-    let shown = tickflow_operators::postgres::redact(url);
+    use tickflow_operators::postgres::{describe, redact};
+    let shown = redact(url);
     let mut client = postgres::Client::connect(url, postgres::NoTls)
-        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown}: {}", describe(&e)))?;
     client
         .batch_execute("SET default_transaction_read_only = on")
-        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{shown}: {}", describe(&e)))?;
     let messages = client
         .simple_query(query)
-        .map_err(|e| anyhow::anyhow!("{shown}: {query:?}: {}", db_message(&e)))?;
+        .map_err(|e| anyhow::anyhow!(query_error(&e)))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut header = false;
     for message in messages {
@@ -94,9 +110,19 @@ fn postgres(url: &str, query: &str) -> Result<()> {
     Ok(())
 }
 
-fn db_message(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => error.to_string(),
+/// What the server said of the query, and where (`syntax error at or near "FROMM" (at
+/// character 10)`); the query itself is not repeated.
+fn query_error(error: &postgres::Error) -> String {
+    use postgres::error::ErrorPosition;
+    let Some(db) = error.as_db_error() else {
+        return tickflow_operators::postgres::describe(error);
+    };
+    let mut text = db.message().to_owned();
+    if let Some(ErrorPosition::Original(at)) = db.position() {
+        text.push_str(&format!(" (at character {at})"));
     }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!("; hint: {hint}"));
+    }
+    text
 }

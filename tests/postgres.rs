@@ -1,12 +1,17 @@
 //! The PostgreSQL sink against a real server: `scripts/test.sh` starts a throwaway cluster
 //! (`scripts/pg.sh`) and passes its URL in `TICKFLOW_TEST_POSTGRES`; each test works in a
-//! database of its own. The outage test starts a cluster of its own, which it stops and
-//! restarts.
+//! database of its own. The outage tests start a cluster of their own, which they stop and
+//! start. The lost-COMMIT tests put a TCP proxy of their own ([`CommitCutter`]) between
+//! tickflow and the server, which cuts the connection at a chosen COMMIT.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{candles, generate, path, run, spawn_tickflow, tickflow, tickflow_unchecked};
@@ -63,6 +68,19 @@ fn pg_rows(url: &str, query: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The sequence number of the last commit into the database at `url`: 0 before the first,
+/// or while the schema is not there yet, or the server is down.
+fn last_commit_seq(url: &str) -> i64 {
+    Client::connect(url, NoTls)
+        .ok()
+        .and_then(|mut client| {
+            client
+                .query_one("SELECT coalesce(max(seq), 0) FROM sink_commits", &[])
+                .ok()
+        })
+        .map_or(0, |row| row.get(0))
+}
+
 fn pg_count(url: &str, query: &str) -> i64 {
     let mut client = Client::connect(url, NoTls).expect("database reachable");
     client.query_one(query, &[]).expect("query runs").get(0)
@@ -107,7 +125,11 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
             &url,
             "SELECT version::text FROM schema_migrations ORDER BY version"
         ),
-        vec![vec!["1".to_owned()], vec!["2".to_owned()]]
+        vec![
+            vec!["1".to_owned()],
+            vec!["2".to_owned()],
+            vec!["3".to_owned()]
+        ]
     );
     // Prices are NUMERIC, and the views give timestamps.
     assert_eq!(
@@ -178,6 +200,15 @@ fn the_sql_examples_run_and_return_rows() {
         "tickflow sql is read-only: {}",
         String::from_utf8_lossy(&refused.stdout)
     );
+    // A mistake in the query: the server's message and where, not the query again.
+    let wrong = sql("SELECT vwapp FROM candles");
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        said.starts_with("tickflow: error: column \"vwapp\" does not exist (at character 8)"),
+        "{said}"
+    );
+    assert!(!said.contains("SELECT"), "{said}");
 }
 
 #[test]
@@ -336,14 +367,27 @@ fn a_database_outage_mid_run_loses_and_duplicates_nothing() {
         "2",
     ];
     tickflow(dir, &reference_args);
-    let child = spawn_tickflow(dir, &args);
-    std::thread::sleep(Duration::from_millis(400));
+    let mut child = spawn_tickflow(dir, &args);
+    // The outage falls mid-run: after the first commit of results, before the last.
+    let mut before = 0;
+    while before == 0 && child.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+        before = last_commit_seq(&url);
+    }
     cluster.pg("stop");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run ended before the outage"
+    );
     std::thread::sleep(Duration::from_secs(3));
     cluster.pg("start");
     let out = child.wait_with_output().expect("ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert!(
+        last_commit_seq(&url) > before,
+        "no commit followed the outage"
+    );
     assert!(
         stderr.contains("database unavailable; retrying"),
         "the outage is reported: {stderr}"
@@ -377,7 +421,19 @@ fn a_password_never_appears_in_output_or_errors() {
         String::from_utf8_lossy(&ok.stderr)
     );
     let unreachable = "postgres://postgres:Sw0rdf1sh@127.0.0.1:1/nothing";
-    let failed = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", unreachable]);
+    // A database that is not there is awaited: the line saying so names it without the
+    // password.
+    let waiting = stderr_until(
+        dir,
+        &["run", "--rate", "0", "--sink", unreachable, "--quiet"],
+        "waiting for the database",
+    );
+    assert!(
+        waiting.contains("postgres:***@127.0.0.1:1/nothing"),
+        "{waiting}"
+    );
+    let missing = with_password.replace("/tf_secret", "/tf_secret_missing");
+    let failed = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", &missing]);
     assert!(!failed.status.success());
     let bad_spec = tickflow_unchecked(dir, &["run", "--sink", "postgre://u:Sw0rdf1sh@h/db"]);
     let sql = Command::new(common::BIN)
@@ -385,14 +441,342 @@ fn a_password_never_appears_in_output_or_errors() {
         .output()
         .expect("runs");
     assert!(!sql.status.success());
+    let mut said = vec![waiting];
     for out in [&ok, &failed, &bad_spec, &sql] {
-        let all = format!(
+        said.push(format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ));
+    }
+    for all in &said {
         assert!(!all.contains("Sw0rdf1sh"), "password leaked: {all}");
     }
-    let said = String::from_utf8_lossy(&failed.stderr);
-    assert!(said.contains("postgres:***@"), "{said}");
+    let failed = String::from_utf8_lossy(&failed.stderr);
+    assert!(failed.contains("postgres:***@"), "{failed}");
+}
+
+/// Starts `tickflow ARGS` in `dir`, waits (at most 60 s) until a line of its stderr contains
+/// `needle`, checks that it is still running, kills it and returns its stderr.
+fn stderr_until(dir: &Path, args: &[&str], needle: &str) -> String {
+    use std::io::BufRead;
+    let mut child = spawn_tickflow(dir, args);
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (send, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut said = String::new();
+    while !said.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                said.push_str(&line);
+                said.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    let running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    said.extend(lines.try_iter().map(|line| line + "\n"));
+    assert!(said.contains(needle), "no {needle:?} in: {said}");
+    assert!(running, "tickflow ended instead of waiting: {said}");
+    said
+}
+
+#[test]
+fn a_database_down_at_start_is_awaited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = OwnCluster {
+        dir: dir.join("pg"),
+    };
+    let url = cluster.pg("start");
+    cluster.pg("stop");
+    let events = ["--rate", "0", "--events", "200000", "-w", "2"];
+    let mut reference = vec!["run", "--sink", "sqlite:ref.db"];
+    reference.extend(events);
+    tickflow(dir, &reference);
+    let mut args = vec!["run", "--sink", &url];
+    args.extend(events);
+    let mut child = spawn_tickflow(dir, &args);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "tickflow gave up on a database that is not up yet"
+    );
+    cluster.pg("start");
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tickflow: waiting for the database {url} (connection refused); retrying"
+        )),
+        "the wait is reported: {stderr}"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+}
+
+#[test]
+fn connection_errors_keep_their_cause_and_fail_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let sql = |db: &str| {
+        let out = Command::new(common::BIN)
+            .args(["sql", "--db", db, "SELECT 1"])
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{db}: succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let refused = sql(&format!(
+        "postgres://postgres@127.0.0.1:{}/x",
+        common::free_port()
+    ));
+    assert!(refused.contains("Connection refused"), "{refused}");
+    assert_eq!(
+        refused.matches("error connecting to server").count(),
+        1,
+        "{refused}"
+    );
+    // Wrong database or user: no use waiting, the run fails at once and says why.
+    let base = server()
+        .rsplit_once('/')
+        .expect("URL with a database")
+        .0
+        .to_owned();
+    let missing = format!("{base}/tf_there_is_no_such_database");
+    let nobody = missing.replacen("postgres@", "nobody@", 1);
+    for (url, why) in [
+        (
+            &missing,
+            "database \"tf_there_is_no_such_database\" does not exist",
+        ),
+        (&nobody, "role \"nobody\" does not exist"),
+    ] {
+        assert!(sql(url).contains(why), "tickflow sql --db {url}: {why}");
+        let started = std::time::Instant::now();
+        let run = tickflow_unchecked(dir, &["run", "--rate", "0", "--sink", url]);
+        let said = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success());
+        assert!(said.contains(why), "{said}");
+        assert!(!said.contains("waiting"), "{said}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{said}");
+    }
+}
+
+/// A TCP proxy between tickflow and a PostgreSQL server that loses one COMMIT's reply: at the
+/// `cut_at`-th COMMIT the client sends (counted over all connections, from 1) it closes both
+/// sides, either after letting the server apply it ([`Cut::Applied`]) or without forwarding
+/// it ([`Cut::NotSent`]). The client cannot tell which.
+struct CommitCutter {
+    /// The server's URL, pointing at the proxy.
+    url: String,
+    /// COMMITs forwarded so far.
+    commits: Arc<AtomicUsize>,
+    /// Whether the cut has happened.
+    cut: Arc<AtomicBool>,
+}
+
+/// `COMMIT` as the client sends it (`Transaction::commit` is a simple query): message type
+/// 'Q', length 11 (itself and the string), "COMMIT" and its NUL.
+const COMMIT_MESSAGE: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+/// What happens to the COMMIT that is cut.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// The server gets it and applies it; its reply is lost.
+    Applied,
+    /// The server never gets it and rolls the transaction back.
+    NotSent,
+}
+
+impl CommitCutter {
+    fn start(upstream_url: &str, cut_at: usize, how: Cut) -> CommitCutter {
+        let (user, rest) = upstream_url.split_once('@').expect("URL with user@");
+        let (upstream, database) = rest.split_once('/').expect("URL with a database");
+        let upstream = upstream.to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listens");
+        let port = listener.local_addr().expect("proxy address").port();
+        let commits = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(AtomicBool::new(false));
+        let (counted, done) = (Arc::clone(&commits), Arc::clone(&cut));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let server = TcpStream::connect(&upstream).expect("server reachable");
+                // Set before the chosen COMMIT goes out: its reply must not come back.
+                let hold = Arc::new(AtomicBool::new(false));
+                let (c, s, h) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                    Arc::clone(&hold),
+                );
+                std::thread::spawn(move || server_to_client(s, c, &h));
+                let (counted, done) = (Arc::clone(&counted), Arc::clone(&done));
+                std::thread::spawn(move || {
+                    client_to_server(client, server, &hold, &counted, &done, (cut_at, how))
+                });
+            }
+        });
+        CommitCutter {
+            url: format!("{user}@127.0.0.1:{port}/{database}"),
+            commits,
+            cut,
+        }
+    }
+}
+
+fn client_to_server(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    hold: &AtomicBool,
+    commits: &AtomicUsize,
+    cut: &AtomicBool,
+    (cut_at, how): (usize, Cut),
+) {
+    let mut buffer = vec![0; 64 * 1024];
+    // The end of the previous read, for a COMMIT split across two reads.
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = match client.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buffer[..n];
+        let mut seen = std::mem::take(&mut carry);
+        seen.extend_from_slice(chunk);
+        let found = seen
+            .windows(COMMIT_MESSAGE.len())
+            .filter(|w| *w == COMMIT_MESSAGE)
+            .count();
+        carry = seen[seen.len().saturating_sub(COMMIT_MESSAGE.len() - 1)..].to_vec();
+        let before = commits.fetch_add(found, Ordering::SeqCst);
+        let cut_here = before < cut_at && before + found >= cut_at;
+        if cut_here {
+            // The client waits for the reply after COMMIT, so it ends this read.
+            hold.store(true, Ordering::SeqCst);
+        }
+        if cut_here && matches!(how, Cut::NotSent) {
+            // Everything before the COMMIT goes through: it is the last message of the read.
+            let at = chunk.len() - COMMIT_MESSAGE.len().min(chunk.len());
+            let _ = server.write_all(&chunk[..at]);
+            std::thread::sleep(Duration::from_millis(100));
+            cut.store(true, Ordering::SeqCst);
+            break;
+        }
+        if server.write_all(chunk).is_err() {
+            break;
+        }
+        if cut_here {
+            // Time for the server to apply the commit; then the connection is gone.
+            std::thread::sleep(Duration::from_millis(100));
+            cut.store(true, Ordering::SeqCst);
+            break;
+        }
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+}
+
+fn server_to_client(mut server: TcpStream, mut client: TcpStream, hold: &AtomicBool) {
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = match server.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if hold.load(Ordering::SeqCst) || client.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn a_commit_whose_reply_is_lost_is_applied_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let events = ["--rate", "0", "--events", "1000000", "-w", "2"];
+    let windows = ["--windows", "1s,10s"];
+    let mut reference = vec!["run", "--sink", "sqlite:ref.db"];
+    reference.extend(events.iter().chain(&windows));
+    tickflow(dir, &reference);
+    let url = fresh_database("tf_lost_commit");
+    // COMMITs 1 and 2 end the schema migrations of the two connections made at start (the
+    // resume check, then the writer's); the 5th is the third commit of results.
+    let proxy = CommitCutter::start(&url, 5, Cut::Applied);
+    let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
+    args.extend(events.iter().chain(&windows));
+    let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(proxy.cut.load(Ordering::SeqCst), "no COMMIT was cut");
+    // Mid-run: commits of results followed the one cut (it stored sequence number 3).
+    let last = last_commit_seq(&url);
+    assert!(
+        last > 3,
+        "the cut fell on the last commit ({last} commits, {} COMMITs)",
+        proxy.commits.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["1000000".to_owned(), "1000000".to_owned()]],
+        "every trade archived exactly once"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+    assert!(
+        stderr.contains("while COMMIT was in flight")
+            && stderr.contains("had landed; not running it again"),
+        "the lost reply and its outcome are reported: {stderr}"
+    );
+}
+
+#[test]
+fn a_commit_cut_before_the_server_got_it_is_run_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let events = ["--rate", "0", "--events", "400000", "-w", "2"];
+    let windows = ["--windows", "1s,10s"];
+    let mut reference = vec!["run", "--sink", "sqlite:ref.db"];
+    reference.extend(events.iter().chain(&windows));
+    tickflow(dir, &reference);
+    let url = fresh_database("tf_unsent_commit");
+    // COMMITs 1 and 2 end the migrations at start; the 4th is the second commit of results.
+    let proxy = CommitCutter::start(&url, 4, Cut::NotSent);
+    let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
+    args.extend(events.iter().chain(&windows));
+    let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(proxy.cut.load(Ordering::SeqCst), "no COMMIT was cut");
+    let last = last_commit_seq(&url);
+    assert!(last > 2, "the cut fell on the last commit ({last} commits)");
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["400000".to_owned(), "400000".to_owned()]],
+        "every trade archived exactly once"
+    );
+    assert_eq!(pg_candles(&url), candles(&path(dir, "ref.db")));
+    assert!(
+        stderr.contains("had not landed; running it again"),
+        "the outcome is reported: {stderr}"
+    );
 }

@@ -6,7 +6,8 @@
 //!             COPY rejects_stage FROM STDIN (binary)  ─▶ INSERT INTO rejects … ON CONFLICT DO NOTHING
 //!             COPY trades        FROM STDIN (binary)     (--store-trades)
 //!             upsert source_offsets, resume_frontier
-//!             COMMIT
+//!             upsert sink_commits (source, seq + 1)
+//!             COMMIT                                    (no reply? reconnect, read seq back)
 //! ```
 //!
 //! Same contract as the SQLite sink: each [`Commit`] is one transaction with the resume
@@ -18,13 +19,20 @@
 //! start under an advisory lock, so several processes may start at once.
 //!
 //! Failures: a lost connection or a server that is shutting down or starting up is retried
-//! with capped backoff (0.1 s doubling to 5 s) for up to [`RETRY_FOR`], re-running the whole
-//! commit on a new connection; meanwhile the sink holds its capability, the sources stop at
-//! their lag limit, and memory stays bounded. Any other error fails the run. A password in
-//! the URL never appears in messages: they name the sink by [`redact`]ed URL.
+//! with capped backoff (0.1 s doubling to 5 s) for up to [`RETRY_FOR`], at start (a database
+//! not up yet; stderr says so every 2 s) as mid-run, where the sink holds its capability
+//! meanwhile, the sources stop at their lag limit, and memory stays bounded. Any other error
+//! (authentication, a missing database, a wrong statement) fails at once. A commit that
+//! failed before its `COMMIT` was sent is re-run on a new connection. One whose connection
+//! broke while `COMMIT` was in flight may have landed: every commit also stores its source's
+//! next sequence number in `sink_commits`, so the writer reconnects, reads the number back
+//! and re-runs the commit only if it is not there (re-running one that landed would archive
+//! its trades twice). A password in the URL never appears in messages: they name the sink by
+//! [`redact`]ed URL.
 
 mod numeric;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -38,6 +46,10 @@ use crate::sink::{Commit, StoredProgress, Writer};
 
 /// How long a lost database is retried before the run fails.
 pub const RETRY_FOR: Duration = Duration::from_secs(600);
+
+/// How long one attempt to reach the server may take, unless the URL says
+/// (`?connect_timeout=SECONDS`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lock id taken while migrating ("tickflow" in ASCII, truncated to 63 bits).
 const MIGRATION_LOCK: i64 = 0x7469_636b_666c_6f77;
@@ -118,6 +130,19 @@ CREATE TABLE trades (
 CREATE INDEX trades_by_time ON trades USING brin (time_ms);
 "#,
     ),
+    (
+        3,
+        "commit sequence numbers, to settle a COMMIT whose reply was lost",
+        r#"
+-- Each commit stores its source's next number in its own transaction: a writer that lost the
+-- connection while COMMIT was in flight reads it back to learn whether the commit landed.
+CREATE TABLE sink_commits (
+    source       TEXT   NOT NULL PRIMARY KEY,
+    seq          BIGINT NOT NULL,
+    committed_ms BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// `url` with any password replaced by `***`, for messages and logs.
@@ -186,12 +211,79 @@ fn is_transient(error: &postgres::Error) -> bool {
     }
 }
 
+/// What went wrong, for a message: the server's own words when it answered (`FATAL: database
+/// "x" does not exist`), else the error and its causes, each said once (`error connecting to
+/// server: Connection refused (os error 111)`). Never contains a password: the client's
+/// messages do not quote the connection string.
+pub fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// The innermost cause of `error`, short and lower-case (`connection refused`), for the line
+/// that says the database is awaited.
+fn reason(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(inner) = innermost.source() {
+        innermost = inner;
+    }
+    let text = innermost.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => &text[..i],
+        _ => text.as_str(),
+    };
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        // "Connection refused" → "connection refused", but "TLS …" stays.
+        (Some(first), Some(second)) if first.is_uppercase() && !second.is_uppercase() => first
+            .to_lowercase()
+            .chain(text[first.len_utf8()..].chars())
+            .collect(),
+        _ => text.to_owned(),
+    }
+}
+
 /// Writes commits into a PostgreSQL database.
 pub struct PostgresWriter {
     url: String,
     config: postgres::Config,
     client: Option<Client>,
     store_trades: bool,
+    /// The last sequence number stored in `sink_commits`, by source, as read on (or written
+    /// through) the current connection.
+    seqs: HashMap<String, i64>,
+}
+
+/// A failed attempt at a commit.
+struct Failure {
+    error: postgres::Error,
+    /// The sequence number the commit stores, when the error came while its `COMMIT` was in
+    /// flight: it may have landed.
+    in_doubt: Option<i64>,
+}
+
+impl From<postgres::Error> for Failure {
+    fn from(error: postgres::Error) -> Failure {
+        Failure {
+            error,
+            in_doubt: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresWriter {
@@ -202,24 +294,59 @@ impl std::fmt::Debug for PostgresWriter {
 
 impl PostgresWriter {
     /// Connects to `url` and brings its schema up to date. With `store_trades`, every commit
-    /// also archives its trades.
+    /// also archives its trades. A database that cannot be reached yet (refused, starting up)
+    /// is awaited like one lost mid-run, saying so on stderr every 2 s (even with `--quiet`,
+    /// like the warnings of an outage mid-run: nobody should wait on silence); any other error
+    /// fails at once.
     pub fn open(url: &str, store_trades: bool) -> Result<PostgresWriter, String> {
-        let config: postgres::Config = url.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
+        let mut config: postgres::Config =
+            url.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
+        if config.get_connect_timeout().is_none() {
+            // A host that drops packets would hold each attempt for the system's TCP timeout
+            // (minutes), silently; this way it is retried and reported like a refusal.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let mut writer = PostgresWriter {
             url: url.to_owned(),
             config,
             client: None,
             store_trades,
+            seqs: HashMap::new(),
         };
-        writer.connect().map_err(|e| writer.fail(&e))?;
-        Ok(writer)
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut said: Option<Instant> = None;
+        loop {
+            match writer.client() {
+                Ok(_) => return Ok(writer),
+                Err(error) if is_transient(&error) && started.elapsed() < RETRY_FOR => {
+                    tracing::debug!(
+                        sink = %redact(url),
+                        error = %describe(&error),
+                        retry_in = ?backoff,
+                        "database not reachable at start; retrying"
+                    );
+                    if said.is_none_or(|at| at.elapsed() >= Duration::from_secs(2)) {
+                        eprintln!(
+                            "tickflow: waiting for the database {} ({}); retrying",
+                            redact(url),
+                            reason(&error)
+                        );
+                        said = Some(Instant::now());
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(writer.fail(&error)),
+            }
+        }
     }
 
     /// Where an earlier run into the database at `url` left `source` (see
-    /// [`StoredProgress`]); the schema is created if missing.
+    /// [`StoredProgress`]); the schema is created if missing. Waits for the database as
+    /// [`PostgresWriter::open`] does.
     pub fn stored_progress(url: &str, source: &str) -> Result<StoredProgress, String> {
         let mut writer = PostgresWriter::open(url, false)?;
-        let client = writer.client.as_mut().ok_or("not connected")?;
         let read = |client: &mut Client| -> Result<StoredProgress, postgres::Error> {
             let mut progress = StoredProgress::default();
             for row in client.query(
@@ -242,38 +369,53 @@ impl PostgresWriter {
                 .map(|f| f as u64);
             Ok(progress)
         };
-        read(client).map_err(|e| writer.fail(&e))
+        let progress = writer.client().and_then(read);
+        progress.map_err(|e| writer.fail(&e))
     }
 
     fn fail(&self, error: &postgres::Error) -> String {
-        // The client's messages never contain the password; the URL is redacted.
-        let detail = match error.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => error.to_string(),
+        format!("{}: {}", redact(&self.url), describe(error))
+    }
+
+    /// The connection, made (with the schema brought up to date) if there is none.
+    fn client(&mut self) -> Result<&mut Client, postgres::Error> {
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => {
+                // Sequence numbers are read again on the new connection.
+                self.seqs.clear();
+                let mut client = self.config.connect(NoTls)?;
+                migrate(&mut client)?;
+                // Per-connection staging tables for the upserts, emptied by every commit.
+                client.batch_execute(
+                    "CREATE TEMP TABLE candles_stage (LIKE candles) ON COMMIT DELETE ROWS;
+                     CREATE TEMP TABLE rejects_stage (LIKE rejects) ON COMMIT DELETE ROWS;",
+                )?;
+                client
+            }
         };
-        format!("{}: {detail}", redact(&self.url))
+        Ok(self.client.insert(client))
     }
 
-    fn connect(&mut self) -> Result<(), postgres::Error> {
-        let mut client = self.config.connect(NoTls)?;
-        migrate(&mut client)?;
-        // Per-connection staging tables for the upserts, emptied by every commit.
-        client.batch_execute(
-            "CREATE TEMP TABLE candles_stage (LIKE candles) ON COMMIT DELETE ROWS;
-             CREATE TEMP TABLE rejects_stage (LIKE rejects) ON COMMIT DELETE ROWS;",
-        )?;
-        self.client = Some(client);
-        Ok(())
-    }
-
-    fn write_commit(&mut self, commit: &Commit) -> Result<(), postgres::Error> {
-        if self.client.is_none() {
-            self.connect()?;
+    /// The sequence number of `source`'s last commit in the database (0 before the first).
+    fn stored_seq(&mut self, source: &str) -> Result<i64, postgres::Error> {
+        // Connected first: a new connection forgets what an old one read.
+        self.client()?;
+        if let Some(&seq) = self.seqs.get(source) {
+            return Ok(seq);
         }
+        let stored = self
+            .client()?
+            .query_opt("SELECT seq FROM sink_commits WHERE source = $1", &[&source])?
+            .map_or(0, |row| row.get::<_, i64>(0));
+        self.seqs.insert(source.to_owned(), stored);
+        Ok(stored)
+    }
+
+    fn write_commit(&mut self, commit: &Commit) -> Result<(), Failure> {
+        let seq = self.stored_seq(&commit.source)? + 1;
         let store_trades = self.store_trades;
-        let Some(client) = self.client.as_mut() else {
-            return Ok(());
-        };
+        let client = self.client()?;
         let mut tx = client.transaction()?;
         copy_candles(&mut tx, commit)?;
         copy_rejects(&mut tx, commit)?;
@@ -312,7 +454,18 @@ impl PostgresWriter {
                 &now,
             ],
         )?;
-        tx.commit()
+        tx.execute(
+            "INSERT INTO sink_commits (source, seq, committed_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET seq = excluded.seq, \
+             committed_ms = excluded.committed_ms",
+            &[&commit.source, &seq, &now],
+        )?;
+        tx.commit().map_err(|error| Failure {
+            error,
+            in_doubt: Some(seq),
+        })?;
+        self.seqs.insert(commit.source.clone(), seq);
+        Ok(())
     }
 }
 
@@ -320,22 +473,64 @@ impl Writer for PostgresWriter {
     fn write(&mut self, commit: &Commit) -> Result<(), String> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        // The sequence number of an attempt whose COMMIT got no reply.
+        let mut in_doubt: Option<i64> = None;
         loop {
-            match self.write_commit(commit) {
+            let attempt = match in_doubt.take() {
+                None => self.write_commit(commit),
+                Some(seq) => match self.stored_seq(&commit.source) {
+                    Ok(stored) if stored == seq => {
+                        tracing::warn!(
+                            sink = %redact(&self.url),
+                            source = %commit.source,
+                            seq,
+                            "the commit whose reply was lost had landed; not running it again"
+                        );
+                        return Ok(());
+                    }
+                    Ok(stored) => {
+                        tracing::warn!(
+                            sink = %redact(&self.url),
+                            source = %commit.source,
+                            seq,
+                            stored,
+                            "the commit whose reply was lost had not landed; running it again"
+                        );
+                        self.write_commit(commit)
+                    }
+                    Err(error) => Err(Failure {
+                        error,
+                        in_doubt: Some(seq),
+                    }),
+                },
+            };
+            let failure = match attempt {
                 Ok(()) => return Ok(()),
-                Err(error) if is_transient(&error) && started.elapsed() < RETRY_FOR => {
-                    tracing::warn!(
-                        sink = %redact(&self.url),
-                        error = %self.fail(&error),
-                        retry_in = ?backoff,
-                        "database unavailable; retrying the commit"
-                    );
-                    self.client = None;
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => return Err(self.fail(&error)),
+                Err(failure) => failure,
+            };
+            if !is_transient(&failure.error) || started.elapsed() >= RETRY_FOR {
+                return Err(self.fail(&failure.error));
             }
+            match failure.in_doubt {
+                Some(seq) => tracing::warn!(
+                    sink = %redact(&self.url),
+                    error = %describe(&failure.error),
+                    seq,
+                    retry_in = ?backoff,
+                    "database unavailable while COMMIT was in flight; retrying, then checking \
+                     whether the commit landed"
+                ),
+                None => tracing::warn!(
+                    sink = %redact(&self.url),
+                    error = %describe(&failure.error),
+                    retry_in = ?backoff,
+                    "database unavailable; retrying the commit"
+                ),
+            }
+            in_doubt = failure.in_doubt;
+            self.client = None;
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 }
@@ -513,4 +708,26 @@ fn copy_trades(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_says_so_once() {
+        // Nothing listens on port 1 of the loopback interface.
+        let Err(error) = Client::connect("postgres://u:secret@127.0.0.1:1/db", NoTls) else {
+            panic!("connected to port 1");
+        };
+        assert!(is_transient(&error));
+        let said = describe(&error);
+        assert!(
+            said.starts_with("error connecting to server: Connection refused"),
+            "{said}"
+        );
+        assert_eq!(said.matches("refused").count(), 1, "{said}");
+        assert!(!said.contains("secret"), "{said}");
+        assert_eq!(reason(&error), "connection refused");
+    }
 }
