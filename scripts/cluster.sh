@@ -51,8 +51,9 @@ if [[ -z $bin ]]; then
     [[ -x $bin ]] || (cd "$root" && cargo build --release --quiet)
 fi
 
-hostfile=$(mktemp "${TMPDIR:-/tmp}/tickflow-hosts.XXXXXX")
-trap 'rm -f "$hostfile" ${pidfile:+"$pidfile"}' EXIT
+work=$(mktemp -d "${TMPDIR:-/tmp}/tickflow-cluster.XXXXXX")
+hostfile=$work/hosts
+trap 'rm -rf "$work" ${pidfile:+"$pidfile"}' EXIT
 
 running=()   # pids of the processes not yet waited for
 declare -A process_of   # pid → process index
@@ -81,12 +82,17 @@ for _ in range(int(sys.argv[1])):
 for s in socks:
     print(f"127.0.0.1:{s.getsockname()[1]}")
 PY
+    rm -f "$work/killed"
     running=()
+    prefixers=()
     for ((i = 0; i < n; i++)); do
-        # The prefixing sed ignores the terminal's Ctrl-C: it must outlive the process
-        # whose last lines it passes on.
-        "$bin" run -n "$n" -p "$i" --hostfile "$hostfile" "$@" \
-            2> >(trap '' INT TERM; exec sed -u "s/^/[p$i] /" >&2) &
+        # stderr goes through a FIFO to a sed of our own, so that we can wait for its last
+        # lines before going on.
+        rm -f "$work/p$i"
+        mkfifo "$work/p$i"
+        sed -u "s/^/[p$i] /" < "$work/p$i" >&2 &
+        prefixers+=("$!")
+        "$bin" run -n "$n" -p "$i" --hostfile "$hostfile" "$@" 2> "$work/p$i" &
         running+=("$!")
         process_of[$!]=$i
     done
@@ -96,11 +102,13 @@ PY
     fi
 }
 
-# Waits for every process; `failed` describes the first that failed ("" if none) and
-# `failed_rc` is its exit code. After a failure the cluster cannot make progress: the
-# others normally exit at once with the lost-peer line; one that does not (say, still
-# waiting for its peers to connect) is killed after 5 s. A graceful stop would not help
-# it: committing needs the whole cluster, and a kill loses nothing committed.
+# Waits for every process; `failed` says which failed first ("" if none) and `failed_rc`
+# is its exit code. A process that loses a peer exits 1, so a death by a signal or another
+# exit code, when there is one, is named instead: that is the cause. After a failure the
+# cluster cannot make progress: the others normally exit at once with the lost-peer line;
+# one that does not (say, still waiting for its peers to connect) is killed after 5 s. A
+# graceful stop would not help it: committing needs the whole cluster, and a kill loses
+# nothing committed.
 await_all() {
     failed=
     failed_rc=0
@@ -114,26 +122,32 @@ await_all() {
         rest=()
         for p in "${running[@]}"; do [[ $p == "$pid" ]] || rest+=("$p"); done
         running=("${rest[@]}")
-        if ((rc != 0)) && [[ -z $failed ]]; then
+        ((rc != 0)) || continue
+        # Killed by the killer below: a consequence, not a cause.
+        [[ ! -e $work/killed ]] || continue
+        if [[ -z $failed ]] || ((failed_rc == 1 && rc != 1)); then
             if ((rc > 128)); then
                 failed="process ${process_of[$pid]} was killed by signal $((rc - 128))"
             else
                 failed="process ${process_of[$pid]} failed (exit code $rc)"
             fi
             failed_rc=$rc
-            if ((${#running[@]} > 0)); then
-                (
-                    sleep 5
-                    kill -KILL "${running[@]}" 2>/dev/null || true
-                ) &
-                killer=$!
-            fi
+        fi
+        if [[ -z $killer ]] && ((${#running[@]} > 0)); then
+            # A program of its own, not a ( subshell ): killing a subshell that has just
+            # started can run this script's EXIT trap in it.
+            bash -c 'sleep 5
+                     echo "cluster.sh: killing what still runs 5 s after the failure" >&2
+                     : > "$0/killed"
+                     kill -KILL "$@" 2>/dev/null' "$work" "${running[@]}" &
+            killer=$!
         fi
     done
     if [[ -n $killer ]]; then
-        kill -- "-$killer" 2>/dev/null || true
+        kill -KILL -- "-$killer" 2>/dev/null || true
         wait "$killer" 2>/dev/null || true
     fi
+    wait "${prefixers[@]}" 2>/dev/null || true
 }
 
 restarts=0

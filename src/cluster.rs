@@ -13,6 +13,7 @@
 //! is safe: SQLite and PostgreSQL commit atomically, and a restart resumes from the last
 //! commit. Every other panic keeps the default behaviour.
 
+use std::io::Write;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -44,7 +45,8 @@ pub fn stop_on_lost_peer(addresses: Vec<String>) {
                 std::thread::park();
             }
         }
-        eprintln!("{line}");
+        // Not eprintln!: a panic inside the hook (stderr closed) would abort instead.
+        let _ = writeln!(std::io::stderr(), "{line}");
         std::process::exit(1);
     }));
 }
