@@ -100,6 +100,8 @@ PY
         printf '%s\n' "${running[@]}" > "$pidfile.tmp"
         mv -f "$pidfile.tmp" "$pidfile"
     fi
+    # A stop requested while they were starting reaches those started after it too.
+    if ((interrupted)); then interrupt; fi
 }
 
 # Waits for every process; `failed` says which failed first ("" if none) and `failed_rc`
@@ -171,4 +173,8 @@ while true; do
     fi
     restarts=$((restarts + 1))
     echo "cluster.sh: $failed; starting the cluster again on fresh ports to resume from the committed results (restart $restarts of $retries)" >&2
+    if ((interrupted)); then
+        echo "cluster.sh: stopped on request before the restart" >&2
+        exit 1
+    fi
 done
