@@ -2,6 +2,7 @@
 //! sinks.
 
 mod cli;
+mod cluster;
 mod generate;
 mod produce;
 mod progress;

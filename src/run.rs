@@ -511,10 +511,12 @@ fn cluster_config(
             addresses.len()
         );
     }
+    let addresses: Vec<String> = addresses.into_iter().take(processes).collect();
+    crate::cluster::stop_on_lost_peer(addresses.clone());
     Ok(CommunicationConfig::Cluster {
         threads: workers,
         process,
-        addresses: addresses.into_iter().take(processes).collect(),
+        addresses,
         report: false,
         zerocopy: false,
     })
