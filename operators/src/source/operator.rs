@@ -40,8 +40,9 @@ pub trait Partition: 'static {
         false
     }
     /// What an idle partition's watermark follows: the wall clock minus the lateness (a live
-    /// feed whose event time is wall time, such as Kafka), or else (`false`) just past its own
-    /// greatest event time, which closes every window of what it has delivered.
+    /// feed whose event time is wall time, such as Kafka), or else (`false`) the end of the
+    /// shortest window holding its greatest event time, which closes the shortest windows of
+    /// everything it has delivered.
     fn idle_follows_wall_clock(&self) -> bool {
         true
     }
@@ -577,11 +578,15 @@ pub fn partitioned_source<'scope, P: Partition>(
                 .filter(|p| !p.finished)
                 .map(|p| {
                     let own = p.watermark(lateness_ms);
-                    let own = match (p.partition.idle(), p.partition.idle_follows_wall_clock()) {
-                        (false, _) => own,
-                        (true, true) => own.max(wall),
-                        (true, false) => own.max(p.max_seen.map_or(0, |m| m.saturating_add(1))),
-                    };
+                    let own =
+                        match (p.partition.idle(), p.partition.idle_follows_wall_clock()) {
+                            (false, _) => own,
+                            (true, true) => own.max(wall),
+                            // Past the end of the shortest window holding its last record.
+                            (true, false) => own.max(p.max_seen.map_or(0, |m| {
+                                windows.coarsen(m).saturating_add(windows.granule())
+                            })),
+                        };
                     // Never behind the capability: a partition back from idle (or found
                     // late) reads records behind it as late, it does not hold it back.
                     windows.coarsen(own).max(*held[0].time())

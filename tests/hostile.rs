@@ -1,0 +1,232 @@
+//! Hostile and awkward input end to end: a quiet pipe, a Ctrl-C while the input says nothing,
+//! names with invisible characters, values at the numeric bounds, conflicting copies of a
+//! trade. Each ends in an exact table, a dead-lettered record with its reason, or a clear
+//! refusal; none stops, stalls or corrupts the run.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn trade_line(symbol: &str, id: u64, price: &str, qty: &str, time_ms: u64) -> String {
+    format!(
+        r#"{{"e":"trade","E":{time_ms},"s":"{symbol}","t":{id},"p":"{price}","q":"{qty}","T":{time_ms},"m":false}}"#
+    )
+}
+
+/// `tickflow run --source file:- …` with a pipe as its standard input.
+fn spawn_on_stdin(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .args(["run", "--source", "file:-", "--quiet"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tickflow starts")
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+}
+
+/// Waits for `child` to end, at most `limit`; the time it took.
+fn ends_within(child: &mut std::process::Child, limit: Duration) -> Duration {
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        assert!(started.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_quiet_pipe_closes_its_windows_and_ctrl_c_ends_the_run_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let mut child = spawn_on_stdin(dir, &["--sink", "sqlite:pipe.db", "--idle-timeout", "1s"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    // 3 s of trades, one every 10 ms, then the pipe stays open and says nothing.
+    let base = 1_700_000_000_000u64;
+    let mut text = String::new();
+    for i in 0..300u64 {
+        text.push_str(&trade_line("BTCUSDT", i, "43250.1", "0.5", base + i * 10));
+        text.push('\n');
+    }
+    stdin.write_all(text.as_bytes()).expect("pipe");
+    stdin.flush().expect("flush");
+    // While the pipe is quiet, every 1 s window of what it sent is committed: after the idle
+    // timeout, not at the end of the input, which never comes.
+    let db = path(dir, "pipe.db");
+    let started = Instant::now();
+    let committed = loop {
+        let got = if db.exists() {
+            rows(
+                &db,
+                "SELECT count(*), coalesce(sum(trades), 0) FROM candles WHERE window_ms = 1000",
+            )
+        } else {
+            Vec::new()
+        };
+        if got == vec![vec!["3".to_owned(), "300".to_owned()]] {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(committed, "the windows of a quiet pipe were not committed");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the run is still live"
+    );
+    // Ctrl-C while the input neither sends nor ends: the run ends within a second.
+    signal(&child, "-INT");
+    let took = ends_within(&mut child, Duration::from_secs(1));
+    let out = child.wait_with_output().expect("ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("300 trades"), "{summary}");
+    drop(stdin);
+}
+
+#[test]
+fn ctrl_c_before_the_first_line_ends_the_run_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let mut child = spawn_on_stdin(dir, &["--sink", "sqlite:empty.db"]);
+    let stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "waiting for input"
+    );
+    signal(&child, "-INT");
+    let took = ends_within(&mut child, Duration::from_secs(1));
+    let out = child.wait_with_output().expect("ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    drop(stdin);
+}
+
+#[test]
+fn names_with_invisible_characters_are_dead_lettered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let base = 1_700_000_000_000u64;
+    let mut lines = vec![trade_line("BTCUSDT", 1, "1", "1", base)];
+    // NUL, a newline escape, a right-to-left override, a zero-width space, a space.
+    for (i, symbol) in [
+        "BTC\\u0000X",
+        "BTC\\nX",
+        "BTC\\u202eX",
+        "BTC\\u200bX",
+        "BTC X",
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push(trade_line(symbol, 10 + i as u64, "1", "1", base + 1));
+    }
+    // Accounts too.
+    lines.push(
+        r#"{"e":"trade","s":"BTCUSDT","t":20,"p":"1","q":"1","T":1700000000002,"m":false,"B":"acct\u0007","S":"b"}"#
+            .to_owned(),
+    );
+    lines.push(trade_line("BTCUSDT", 2, "1", "1", base + 3));
+    std::fs::write(path(dir, "names.jsonl"), lines.join("\n") + "\n").expect("write");
+    run(dir, "file:names.jsonl", "sqlite:n.db", &[]);
+    let db = path(dir, "n.db");
+    assert_eq!(
+        rows(&db, "SELECT reason, count(*) FROM rejects GROUP BY reason"),
+        vec![vec!["non_printable".to_owned(), "6".to_owned()]]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT symbol, trades FROM candles WHERE window_ms = 1000"
+        ),
+        vec![vec!["BTCUSDT".to_owned(), "2".to_owned()]]
+    );
+}
+
+#[test]
+fn sums_at_the_numeric_bounds_are_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let max = "92233720368.54775807";
+    let base = 1_700_000_000_000u64;
+    let lines: Vec<String> = (0..3)
+        .map(|i| trade_line("BTCUSDT", i, max, max, base + i))
+        .collect();
+    std::fs::write(path(dir, "max.jsonl"), lines.join("\n") + "\n").expect("write");
+    run(dir, "file:max.jsonl", "sqlite:m.db", &[]);
+    // Σp·q = 3 · (2^63 − 1)² · 10^-16 and Σq = 3 · (2^63 − 1) · 10^-8, by Python's integers.
+    assert_eq!(
+        rows(
+            &path(dir, "m.db"),
+            "SELECT volume, quote_volume, vwap, trades FROM candles WHERE window_ms = 1000"
+        ),
+        vec![vec![
+            "276701161105.64327421".to_owned(),
+            "25521177519070384754219.0723352697503747".to_owned(),
+            max.to_owned(),
+            "3".to_owned()
+        ]]
+    );
+}
+
+#[test]
+fn conflicting_copies_of_a_trade_give_the_same_candles_in_any_order_and_parallelism() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let base = 1_700_000_000_000u64;
+    let first = trade_line("ETHUSDT", 7, "2300.5", "1", base);
+    let second = trade_line("ETHUSDT", 7, "2299.5", "2", base);
+    let last_a = trade_line("ETHUSDT", 9, "2301", "1", base + 999);
+    let last_b = trade_line("ETHUSDT", 9, "2302", "1", base + 999);
+    let middle = trade_line("ETHUSDT", 8, "2305", "1", base + 500);
+    let orders = [
+        vec![&first, &second, &middle, &last_a, &last_b],
+        vec![&last_b, &second, &middle, &first, &last_a],
+    ];
+    let mut tables = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        let text: String = order.iter().map(|l| format!("{l}\n")).collect();
+        let name = format!("c{i}.jsonl");
+        std::fs::write(path(dir, &name), text).expect("write");
+        for workers in ["1", "2"] {
+            let db = format!("c{i}-{workers}.db");
+            run(
+                dir,
+                &format!("file:{name}"),
+                &format!("sqlite:{db}"),
+                &["-w", workers],
+            );
+            tables.push(candles(&path(dir, &db)));
+        }
+    }
+    assert!(tables.iter().all(|t| *t == tables[0]), "{tables:?}");
+    // open: the lower price of the two copies of trade 7; close: the higher of trade 9.
+    let one_second: Vec<&Vec<String>> = tables[0].iter().filter(|r| r[1] == "1000").collect();
+    assert_eq!(one_second[0][3], "2299.5");
+    assert_eq!(one_second[0][6], "2302");
+}
