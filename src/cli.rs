@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Also archive every valid trade in the `trades` table (PostgreSQL sink; binary COPY).
     #[arg(long)]
     pub store_trades: bool,
+    /// Discard this source's stored progress and results in the sink and start over, instead
+    /// of resuming (needed after the input or a setting that determines results changed).
+    #[arg(long)]
+    pub fresh: bool,
     /// Tumbling event-time windows, e.g. 1s,1m,1h.
     #[arg(long, default_value = "1s,1m", value_name = "LIST")]
     pub windows: String,

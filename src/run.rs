@@ -15,12 +15,13 @@ use timely::{CommunicationConfig, WorkerConfig};
 use tickflow_dataflows::candles;
 use tickflow_operators::file::{FileError, FileSource};
 use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
+use tickflow_operators::hash::StableHasher;
 use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
 use tickflow_operators::model::Symbol;
 use tickflow_operators::parse::Format;
 use tickflow_operators::postgres::{redact, PostgresWriter};
-use tickflow_operators::sink::StoredProgress;
 use tickflow_operators::sink::{commit_sink, NoneWriter, SinkOptions, SinkStatus, Writer};
+use tickflow_operators::sink::{Identity, StoredProgress};
 use tickflow_operators::source::{
     now_ms, partitioned_source, Counters, Discover, GeneratedPartition, Partition, Resumed,
     SourceConfig, Tally,
@@ -82,6 +83,38 @@ impl Output {
         }
     }
 
+    /// The identity stored with `source`'s progress, if any.
+    fn stored_identity(&self, source: &str) -> Result<Option<Identity>> {
+        match self {
+            Output::Sqlite(path) => {
+                SqliteWriter::stored_identity(path, source).map_err(anyhow::Error::msg)
+            }
+            Output::Postgres(url) => {
+                PostgresWriter::stored_identity(url, source).map_err(anyhow::Error::msg)
+            }
+            Output::None => Ok(None),
+        }
+    }
+
+    fn record_identity(&self, source: &str, identity: &Identity) -> Result<()> {
+        match self {
+            Output::Sqlite(path) => SqliteWriter::record_identity(path, source, identity),
+            Output::Postgres(url) => PostgresWriter::record_identity(url, source, identity),
+            Output::None => Ok(()),
+        }
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// `--fresh`: forgets `source`'s progress and results.
+    fn discard(&self, source: &str) -> Result<()> {
+        match self {
+            Output::Sqlite(path) => SqliteWriter::discard(path, source),
+            Output::Postgres(url) => PostgresWriter::discard(url, source),
+            Output::None => Ok(()),
+        }
+        .map_err(anyhow::Error::msg)
+    }
+
     /// The spec for messages, without any password.
     fn describe(&self) -> String {
         match self {
@@ -109,6 +142,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         idle_timeout,
         topic_wait,
         store_trades,
+        fresh,
         generator,
     } = args;
     let idle_timeout =
@@ -151,7 +185,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             let name = if paced {
                 "generate:live".to_owned()
             } else {
-                format!("generate:{:016x}", fnv1a(format!("{config:?}").as_bytes()))
+                format!("generate:{}", generator_fingerprint(&config))
             };
             (Input::Generate(config), name, Format::BinanceJson)
         }
@@ -190,6 +224,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         Input::File(file) => file.seekable(),
         Input::Generate(_) => !paced,
     };
+    // Only process 0 writes to the sink, so it alone checks and records what the stored
+    // results were made from.
+    if process == 0 {
+        let identity = run_identity(
+            &input,
+            &source_name,
+            format,
+            &windows,
+            lateness_ms,
+            store_trades,
+        );
+        check_identity(&output, &source_name, &identity, resumable, fresh, quiet)?;
+    }
     let stored = if resumable {
         output.stored_progress(&source_name)?
     } else {
@@ -371,6 +418,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     source: source_name.clone(),
                     longest_window_ms: windows.sizes().last().copied().unwrap_or(1),
                     resume_from,
+                    merge_candles: !resumable,
                 },
             )
             .probe_with(&probe);
@@ -562,11 +610,121 @@ fn restored<P: Partition>(
         .collect()
 }
 
-/// 64-bit FNV-1a: a stable fingerprint (unlike `std`'s hasher, the same in every build).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// What determines this run's results: the source's identity (a file by its size and a
+/// hash of its head and tail; the generator by its settings; Kafka by its brokers and topic)
+/// and every setting the tables depend on. Settings that only pace or place the work
+/// (workers, processes, --max-lag, --idle-timeout) are not part of it.
+fn run_identity(
+    input: &Input,
+    source_name: &str,
+    format: Format,
+    windows: &Windows,
+    lateness_ms: u64,
+    store_trades: bool,
+) -> Identity {
+    let mut identity = Identity::new().with("source", source_name);
+    match input {
+        Input::File(file) => {
+            for (key, value) in file.identity() {
+                identity = identity.with(key, value);
+            }
+        }
+        Input::Generate(config) => {
+            identity = identity.with("generator", generator_fingerprint(config));
+        }
+        Input::Kafka { source, .. } => {
+            let spec = source.spec();
+            identity = identity
+                .with("kafka.brokers", &spec.brokers)
+                .with("kafka.topic", &spec.topic);
+        }
+    }
+    let format = match format {
+        Format::BinanceJson => "binance-json".to_owned(),
+        Format::BinanceCsv { symbol } => format!("binance-csv:{symbol}"),
+        Format::CandleCsv => "candle-csv".to_owned(),
+    };
+    let windows: Vec<String> = windows
+        .sizes()
+        .iter()
+        .map(|&w| format_duration(w))
+        .collect();
+    identity
+        .with("format", format)
+        .with("windows", windows.join(","))
+        .with("lateness", format_duration(lateness_ms))
+        .with("store_trades", store_trades)
+}
+
+/// Refuses to resume `source` from progress that another input or other settings made;
+/// `--fresh` discards that progress and its results first. Records the identity otherwise.
+fn check_identity(
+    output: &Output,
+    source: &str,
+    identity: &Identity,
+    resumable: bool,
+    fresh: bool,
+    quiet: bool,
+) -> Result<()> {
+    if matches!(output, Output::None) {
+        return Ok(());
+    }
+    if fresh {
+        output.discard(source)?;
+        if !quiet {
+            eprintln!(
+                "tickflow: --fresh: discarded the progress and results of {source} in {}",
+                output.describe()
+            );
+        }
+    } else if resumable {
+        if let Some(stored) = output.stored_identity(source)? {
+            if stored.fingerprint() != identity.fingerprint() {
+                let changes: Vec<String> = identity
+                    .changes_since(&stored)
+                    .into_iter()
+                    .map(|change| format!("\n  {change}"))
+                    .collect();
+                bail!(
+                    "{} holds results of {source} made from another input or with other \
+                     settings:{}\nResuming would mix two runs in one table. Run again with --fresh \
+                     to discard the progress and results of {source} in {}, or write to another \
+                     sink (--sink ...).",
+                    output.describe(),
+                    changes.concat(),
+                    output.describe()
+                );
+            }
+        }
+    }
+    if resumable {
+        output.record_identity(source, identity)?;
+    }
+    Ok(())
+}
+
+/// The generator's settings, every field by name, hashed with the pinned hash.
+fn generator_fingerprint(config: &GeneratorConfig) -> String {
+    let GeneratorConfig {
+        seed,
+        symbols,
+        events,
+        rate,
+        start_ms,
+        accounts,
+        max_delay_ms,
+    } = config;
+    let symbols: Vec<&str> = symbols.iter().map(|s| s.as_str()).collect();
+    let mut hasher = StableHasher::new();
+    hasher
+        .field(&seed.to_le_bytes())
+        .field(symbols.join(",").as_bytes())
+        .field(format!("{events:?}").as_bytes())
+        .field(&rate.to_bits().to_le_bytes())
+        .field(&start_ms.to_le_bytes())
+        .field(&accounts.to_le_bytes())
+        .field(&max_delay_ms.to_le_bytes());
+    format!("{:016x}", hasher.finish())
 }
 
 pub fn parse_symbol(text: &str) -> Result<Symbol> {

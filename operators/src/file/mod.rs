@@ -167,6 +167,27 @@ impl FileSource {
         })
     }
 
+    /// What identifies the file's contents for a restart: its size and a hash of its first
+    /// and last 64 KiB (a stream has nothing to compare: it is never resumed).
+    pub fn identity(&self) -> Vec<(&'static str, String)> {
+        const SPAN: usize = 64 << 10;
+        let Body::Mapped(file, chunks) = &self.body else {
+            return Vec::new();
+        };
+        let len = chunks.last().map_or(0, |&(_, end)| end);
+        let hash = |from: usize| {
+            read_at(file, from, SPAN).map_or_else(
+                |e| format!("unreadable: {e}"),
+                |bytes| format!("{:016x}", crate::hash::stable_hash(&bytes)),
+            )
+        };
+        vec![
+            ("file.size", len.to_string()),
+            ("file.head", hash(0)),
+            ("file.tail", hash(len.saturating_sub(SPAN))),
+        ]
+    }
+
     /// The detected format.
     pub fn format(&self) -> Format {
         self.format

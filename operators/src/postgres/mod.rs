@@ -42,7 +42,7 @@ use postgres::{Client, NoTls, Transaction};
 
 pub use numeric::Numeric;
 
-use crate::sink::{Commit, StoredProgress, Writer};
+use crate::sink::{Commit, Identity, StoredProgress, Writer};
 
 /// How long a lost database is retried before the run fails.
 pub const RETRY_FOR: Duration = Duration::from_secs(600);
@@ -140,6 +140,20 @@ CREATE TABLE sink_commits (
     source       TEXT   NOT NULL PRIMARY KEY,
     seq          BIGINT NOT NULL,
     committed_ms BIGINT NOT NULL
+);
+"#,
+    ),
+    (
+        4,
+        "run identity: what each source's stored results were made from",
+        r#"
+-- A restart compares its source and settings with these before resuming (see README,
+-- "Restarts"), so two different runs never mix in one table.
+CREATE TABLE source_identity (
+    source      TEXT   NOT NULL PRIMARY KEY,
+    fingerprint TEXT   NOT NULL,
+    settings    TEXT   NOT NULL,
+    updated_ms  BIGINT NOT NULL
 );
 "#,
     ),
@@ -371,6 +385,78 @@ impl PostgresWriter {
         };
         let progress = writer.client().and_then(read);
         progress.map_err(|e| writer.fail(&e))
+    }
+
+    /// The identity stored with `source`'s progress, if any.
+    pub fn stored_identity(url: &str, source: &str) -> Result<Option<Identity>, String> {
+        let mut writer = PostgresWriter::open(url, false)?;
+        let read = |client: &mut Client| {
+            client
+                .query_opt(
+                    "SELECT settings FROM source_identity WHERE source = $1",
+                    &[&source],
+                )
+                .map(|row| row.map(|row| Identity::from_text(row.get::<_, &str>(0))))
+        };
+        let identity = writer.client().and_then(read);
+        identity.map_err(|e| writer.fail(&e))
+    }
+
+    /// Stores `identity` as `source`'s.
+    pub fn record_identity(url: &str, source: &str, identity: &Identity) -> Result<(), String> {
+        let mut writer = PostgresWriter::open(url, false)?;
+        let now = crate::source::now_ms() as i64;
+        let write = |client: &mut Client| {
+            client.execute(
+                "INSERT INTO source_identity (source, fingerprint, settings, updated_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (source) DO UPDATE SET \
+                 fingerprint = excluded.fingerprint, settings = excluded.settings, \
+                 updated_ms = excluded.updated_ms",
+                &[&source, &identity.fingerprint(), &identity.to_text(), &now],
+            )
+        };
+        let written = writer.client().and_then(write);
+        written.map(drop).map_err(|e| writer.fail(&e))
+    }
+
+    /// Discards `source`'s progress and results (`--fresh`), as
+    /// [`crate::sqlite::SqliteWriter::discard`] does.
+    pub fn discard(url: &str, source: &str) -> Result<(), String> {
+        let mut writer = PostgresWriter::open(url, false)?;
+        let shown = redact(url);
+        let discard = |client: &mut Client| -> Result<Result<(), String>, postgres::Error> {
+            let mut tx = client.transaction()?;
+            let others: Vec<String> = tx
+                .query(
+                    "SELECT source FROM source_offsets WHERE source <> $1 \
+                     UNION SELECT source FROM resume_frontier WHERE source <> $1 \
+                     UNION SELECT source FROM source_identity WHERE source <> $1 ORDER BY 1",
+                    &[&source],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            if !others.is_empty() {
+                return Ok(Err(crate::sink::refuse_discard(&shown, source, &others)));
+            }
+            tx.batch_execute("DELETE FROM candles; DELETE FROM trades;")?;
+            for table in [
+                "rejects",
+                "source_offsets",
+                "resume_frontier",
+                "source_identity",
+                "sink_commits",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE source = $1"),
+                    &[&source],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        };
+        let done = writer.client().and_then(discard);
+        done.map_err(|e| writer.fail(&e))?
     }
 
     fn fail(&self, error: &postgres::Error) -> String {

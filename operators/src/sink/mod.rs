@@ -33,6 +33,10 @@ use timely::progress::frontier::AntichainRef;
 use crate::model::{Candle, Trade};
 use crate::source::{PartitionProgress, RejectRow};
 
+mod identity;
+
+pub use identity::{refuse_discard, Identity};
+
 /// Everything to write in one transaction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Commit {
@@ -51,6 +55,10 @@ pub struct Commit {
     pub offsets: Vec<PartitionProgress>,
     /// Valid trades to archive (`--store-trades`), in no particular order.
     pub trades: Vec<Trade>,
+    /// Whether a candle whose row already exists adds to it rather than replacing it: for
+    /// sources that cannot resume (a live feed), whose restarts contribute anew to the
+    /// windows an earlier run already wrote (see [`SinkOptions::merge_candles`]).
+    pub merge_candles: bool,
 }
 
 /// Where an earlier run left a source (read back from a durable sink).
@@ -114,6 +122,10 @@ pub struct SinkOptions {
     /// already in the tables and are not written again (a resumed run recomputes them from
     /// partial input).
     pub resume_from: Option<u64>,
+    /// The source cannot resume (the paced generator, standard input, gzip): a restart's
+    /// candles add to the rows an earlier run wrote for the same windows instead of
+    /// replacing them, so both runs' trades count.
+    pub merge_candles: bool,
 }
 
 /// Commits queued towards the writer thread at most.
@@ -305,6 +317,7 @@ impl Pending {
             rejects,
             offsets: offsets.into_values().collect(),
             trades,
+            merge_candles: options.merge_candles,
         }
     }
 }

@@ -15,7 +15,7 @@
 use rusqlite::{params, Connection};
 
 pub use crate::sink::StoredProgress;
-use crate::sink::{Commit, Writer};
+use crate::sink::{Commit, Identity, Writer};
 
 /// The schema this issue's tables need; later components add theirs.
 pub const SCHEMA: &str = r#"
@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS source_offsets (
     updated_ms  INTEGER NOT NULL,
     max_event_ms INTEGER,
     PRIMARY KEY (source, partition)
+);
+CREATE TABLE IF NOT EXISTS source_identity (
+    source      TEXT    NOT NULL PRIMARY KEY,
+    fingerprint TEXT    NOT NULL,
+    settings    TEXT    NOT NULL,
+    updated_ms  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS resume_frontier (
     source      TEXT    NOT NULL PRIMARY KEY,
@@ -136,6 +142,89 @@ impl SqliteWriter {
             partitions,
             frontier: frontier.map(|f| f as u64),
         })
+    }
+
+    /// The identity stored with `source`'s progress in the database at `path`, if any.
+    pub fn stored_identity(path: &str, source: &str) -> Result<Option<Identity>, String> {
+        if !std::path::Path::new(path).exists() {
+            return Ok(None);
+        }
+        let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
+        let connection = SqliteWriter::open(path)?.connection;
+        connection
+            .query_row(
+                "SELECT settings FROM source_identity WHERE source = ?1",
+                [source],
+                |row| row.get::<_, String>(0),
+            )
+            .map(|text| Some(Identity::from_text(&text)))
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(fail(e)),
+            })
+    }
+
+    /// Stores `identity` as `source`'s.
+    pub fn record_identity(path: &str, source: &str, identity: &Identity) -> Result<(), String> {
+        let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
+        let connection = SqliteWriter::open(path)?.connection;
+        connection
+            .execute(
+                "INSERT INTO source_identity (source, fingerprint, settings, updated_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (source) DO UPDATE SET \
+                 fingerprint = excluded.fingerprint, settings = excluded.settings, \
+                 updated_ms = excluded.updated_ms",
+                params![
+                    source,
+                    identity.fingerprint(),
+                    identity.to_text(),
+                    crate::source::now_ms() as i64
+                ],
+            )
+            .map(drop)
+            .map_err(fail)
+    }
+
+    /// Discards `source`'s progress and results (`--fresh`): its offsets, identity and
+    /// rejects, and the result tables, which it must then be the only source to have written.
+    pub fn discard(path: &str, source: &str) -> Result<(), String> {
+        if !std::path::Path::new(path).exists() {
+            return Ok(());
+        }
+        let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
+        let mut connection = SqliteWriter::open(path)?.connection;
+        let tx = connection.transaction().map_err(fail)?;
+        let others: Vec<String> = {
+            let mut statement = tx
+                .prepare(
+                    "SELECT source FROM source_offsets WHERE source <> ?1 \
+                     UNION SELECT source FROM resume_frontier WHERE source <> ?1 \
+                     UNION SELECT source FROM source_identity WHERE source <> ?1 ORDER BY 1",
+                )
+                .map_err(fail)?;
+            let rows = statement
+                .query_map([source], |row| row.get(0))
+                .map_err(fail)?;
+            rows.collect::<Result<_, _>>().map_err(fail)?
+        };
+        if !others.is_empty() {
+            return Err(crate::sink::refuse_discard(
+                &format!("sqlite:{path}"),
+                source,
+                &others,
+            ));
+        }
+        tx.execute_batch("DELETE FROM candles;").map_err(fail)?;
+        for table in [
+            "rejects",
+            "source_offsets",
+            "resume_frontier",
+            "source_identity",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), [source])
+                .map_err(fail)?;
+        }
+        tx.commit().map_err(fail)
     }
 
     fn write_commit(&mut self, commit: &Commit) -> rusqlite::Result<()> {
