@@ -26,9 +26,11 @@
 //! exist after the start-up timeout is an error of the run.
 
 mod config;
+mod log;
 mod produce;
 mod source;
 
 pub use config::{KafkaError, KafkaSpec};
+pub use log::{Repeats, REPEAT_WINDOW};
 pub use produce::{ProduceReport, TradeProducer};
 pub use source::{KafkaContext, KafkaHealth, KafkaPartition, KafkaSource, Resume};
