@@ -355,3 +355,93 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
     );
     assert_eq!(candles(&path(dir, "k.db")), candles(&path(dir, "file.db")));
 }
+
+/// Binance trade lines for trade ids `ids`, at `start_ms + 10 ms × (id − first id)`.
+fn trade_lines(ids: std::ops::Range<u64>, start_ms: u64) -> Vec<String> {
+    let first = ids.start;
+    ids.map(|i| {
+        let t = start_ms + (i - first) * 10;
+        format!(
+            r#"{{"e":"trade","E":{t},"s":"BTCUSDT","t":{i},"p":"43000.5","q":"0.01","b":1,"a":2,"T":{t},"m":true}}"#
+        )
+    })
+    .collect()
+}
+
+/// Writes `lines` into `topic`'s `partition` and waits for every delivery.
+fn produce_lines(bootstrap: &str, topic: &str, partition: i32, lines: &[String]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for line in lines {
+        producer
+            .send(BaseRecord::<(), _>::to(topic).partition(partition).payload(line))
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
+
+fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    rdkafka::consumer::Consumer::fetch_watermarks(
+        &consumer,
+        topic,
+        partition,
+        Duration::from_secs(10),
+    )
+    .expect("watermarks")
+}
+
+#[test]
+fn records_deleted_before_they_were_read_are_a_recorded_data_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = mock_cluster("kept", 1);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = format!("kafka://{bootstrap}/kept");
+    let t0 = 1_700_000_000_000;
+    produce_lines(&bootstrap, "kept", 0, &trade_lines(0..1000, t0));
+    let out = run(dir, &topic, "sqlite:k.db", &["--exit-at-end"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1000 trades"));
+
+    // Later trades overflow the mock broker's retention (5 MiB per partition): the oldest
+    // batches, with the offsets the next run would resume at, are deleted.
+    produce_lines(&bootstrap, "kept", 0, &trade_lines(1000..46_000, t0 + 20_000));
+    let (low, high) = watermarks(&bootstrap, "kept", 0);
+    assert!(low > 1000, "retention deleted nothing (watermarks {low}..{high})");
+    assert_eq!(high, 46_000);
+
+    let out = run(dir, &topic, "sqlite:k.db", &["--exit-at-end"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let db = path(dir, "k.db");
+    // The gap is recorded, with its range, …
+    assert_eq!(
+        rows(&db, "SELECT partition, \"offset\", reason FROM rejects"),
+        vec![vec!["0".to_owned(), "1000".to_owned(), "data_loss".to_owned()]],
+        "{said}"
+    );
+    let detail = rows(&db, "SELECT detail FROM rejects")[0][0].clone();
+    assert!(
+        detail.contains(&format!("offsets 1000..{low} ({} records)", low - 1000)),
+        "{detail}"
+    );
+    // … reported as it happens, …
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("records lost"), "{stderr}");
+    // … and every record still there is read.
+    let read = high - low;
+    assert!(said.contains(&format!("{read} trades")), "{said}");
+    assert_eq!(
+        rows(&db, "SELECT sum(trades) FROM candles WHERE window_ms = 60000"),
+        vec![vec![(1000 + read).to_string()]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT next_offset FROM source_offsets"),
+        vec![vec![high.to_string()]]
+    );
+}
