@@ -377,7 +377,11 @@ fn produce_lines(bootstrap: &str, topic: &str, partition: i32, lines: &[String])
         .expect("producer");
     for line in lines {
         producer
-            .send(BaseRecord::<(), _>::to(topic).partition(partition).payload(line))
+            .send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition(partition)
+                    .payload(line),
+            )
             .expect("queued");
     }
     producer.flush(Duration::from_secs(30)).expect("flushed");
@@ -411,9 +415,17 @@ fn records_deleted_before_they_were_read_are_a_recorded_data_loss() {
 
     // Later trades overflow the mock broker's retention (5 MiB per partition): the oldest
     // batches, with the offsets the next run would resume at, are deleted.
-    produce_lines(&bootstrap, "kept", 0, &trade_lines(1000..46_000, t0 + 20_000));
+    produce_lines(
+        &bootstrap,
+        "kept",
+        0,
+        &trade_lines(1000..46_000, t0 + 20_000),
+    );
     let (low, high) = watermarks(&bootstrap, "kept", 0);
-    assert!(low > 1000, "retention deleted nothing (watermarks {low}..{high})");
+    assert!(
+        low > 1000,
+        "retention deleted nothing (watermarks {low}..{high})"
+    );
     assert_eq!(high, 46_000);
 
     let out = run(dir, &topic, "sqlite:k.db", &["--exit-at-end"]);
@@ -422,7 +434,11 @@ fn records_deleted_before_they_were_read_are_a_recorded_data_loss() {
     // The gap is recorded, with its range, …
     assert_eq!(
         rows(&db, "SELECT partition, \"offset\", reason FROM rejects"),
-        vec![vec!["0".to_owned(), "1000".to_owned(), "data_loss".to_owned()]],
+        vec![vec![
+            "0".to_owned(),
+            "1000".to_owned(),
+            "data_loss".to_owned()
+        ]],
         "{said}"
     );
     let detail = rows(&db, "SELECT detail FROM rejects")[0][0].clone();
@@ -437,11 +453,199 @@ fn records_deleted_before_they_were_read_are_a_recorded_data_loss() {
     let read = high - low;
     assert!(said.contains(&format!("{read} trades")), "{said}");
     assert_eq!(
-        rows(&db, "SELECT sum(trades) FROM candles WHERE window_ms = 60000"),
+        rows(
+            &db,
+            "SELECT sum(trades) FROM candles WHERE window_ms = 60000"
+        ),
         vec![vec![(1000 + read).to_string()]]
     );
     assert_eq!(
         rows(&db, "SELECT next_offset FROM source_offsets"),
         vec![vec![high.to_string()]]
+    );
+}
+
+/// CRC-32C (Castagnoli), the checksum of Kafka record batches.
+fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Kafka's zigzag varint.
+fn varint(out: &mut Vec<u8>, value: i64) {
+    let mut z = ((value << 1) ^ (value >> 63)) as u64;
+    while z >= 0x80 {
+        out.push(z as u8 | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn kafka_string(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as i16).to_be_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// Appends a transaction's commit marker (a control record) to `topic`'s `partition`, as a
+/// broker does when a transaction commits. librdkafka's mock cluster runs the transaction
+/// protocol but writes no markers, so the marker is sent as a real broker writes it: one
+/// control batch, in a Produce request (v3) of its own.
+fn append_commit_marker(bootstrap: &str, topic: &str, partition: i32) {
+    use std::io::{Read, Write};
+    // Control record: key = (version 0, type 1 = commit), value = (version 0, epoch 0).
+    let (key, value) = ([0u8, 0, 0, 1], [0u8; 6]);
+    let mut record = vec![0u8]; // attributes
+    varint(&mut record, 0); // timestamp delta
+    varint(&mut record, 0); // offset delta
+    varint(&mut record, key.len() as i64);
+    record.extend(key);
+    varint(&mut record, value.len() as i64);
+    record.extend(value);
+    varint(&mut record, 0); // headers
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    // The batch from its attributes on (what the CRC covers).
+    let mut covered = Vec::new();
+    covered.extend(0x30i16.to_be_bytes()); // transactional | control
+    covered.extend(0i32.to_be_bytes()); // last offset delta
+    covered.extend(now.to_be_bytes()); // first timestamp
+    covered.extend(now.to_be_bytes()); // max timestamp
+    covered.extend(1000i64.to_be_bytes()); // producer id
+    covered.extend(0i16.to_be_bytes()); // producer epoch
+    covered.extend((-1i32).to_be_bytes()); // base sequence
+    covered.extend(1i32.to_be_bytes()); // records
+    varint(&mut covered, record.len() as i64);
+    covered.extend(record);
+    let mut batch = Vec::new();
+    batch.extend(0i64.to_be_bytes()); // base offset (the broker assigns it)
+    batch.extend(((4 + 1 + 4 + covered.len()) as i32).to_be_bytes());
+    batch.extend((-1i32).to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend(crc32c(&covered).to_be_bytes());
+    batch.extend(covered);
+
+    let mut request = Vec::new();
+    request.extend(0i16.to_be_bytes()); // Produce
+    request.extend(3i16.to_be_bytes()); // version 3
+    request.extend(7i32.to_be_bytes()); // correlation id
+    kafka_string(&mut request, "tickflow-test");
+    request.extend((-1i16).to_be_bytes()); // no transactional id
+    request.extend(1i16.to_be_bytes()); // acks
+    request.extend(10_000i32.to_be_bytes()); // timeout ms
+    request.extend(1i32.to_be_bytes()); // topics
+    kafka_string(&mut request, topic);
+    request.extend(1i32.to_be_bytes()); // partitions
+    request.extend(partition.to_be_bytes());
+    request.extend((batch.len() as i32).to_be_bytes());
+    request.extend(batch);
+
+    let address = bootstrap.split(',').next().expect("a broker");
+    let mut stream = std::net::TcpStream::connect(address).expect("broker connects");
+    stream
+        .write_all(&(request.len() as i32).to_be_bytes())
+        .and_then(|()| stream.write_all(&request))
+        .expect("request sent");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).expect("response");
+    // correlation id, topics, topic name, partitions, partition, then the error code.
+    let name_len = i16::from_be_bytes([response[8], response[9]]) as usize;
+    let at = 10 + name_len + 4 + 4;
+    let error = i16::from_be_bytes([response[at], response[at + 1]]);
+    assert_eq!(error, 0, "the broker refused the commit marker");
+}
+
+#[test]
+fn exit_at_end_ends_on_a_topic_whose_transactions_end_in_markers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = mock_cluster("txn", 2);
+    let bootstrap = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "tickflow-test")
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(10))
+        .expect("transactions start");
+    let t0 = 1_700_000_000_000;
+    for ids in [0..500u64, 500..1000, 1000..1500] {
+        producer.begin_transaction().expect("begins");
+        for (id, line) in ids
+            .clone()
+            .zip(trade_lines(ids.clone(), t0 + ids.start * 10))
+        {
+            producer
+                .send(
+                    BaseRecord::<(), _>::to("txn")
+                        .partition((id % 2) as i32)
+                        .payload(&line),
+                )
+                .expect("queued");
+        }
+        producer
+            .commit_transaction(Duration::from_secs(10))
+            .expect("commits");
+        for partition in 0..2 {
+            append_commit_marker(&bootstrap, "txn", partition);
+        }
+    }
+    // Each partition: 750 trades and 3 markers, the last marker at its end.
+    for partition in 0..2 {
+        assert_eq!(watermarks(&bootstrap, "txn", partition), (0, 753));
+    }
+
+    let topic = format!("kafka://{bootstrap}/txn");
+    let mut child = spawn_tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &topic,
+            "--exit-at-end",
+            "--sink",
+            "sqlite:t.db",
+            "-w",
+            "2",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("status").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ended = child.try_wait().expect("status").is_some();
+    let out = if ended {
+        child.wait_with_output().expect("output")
+    } else {
+        interrupt(child)
+    };
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        ended,
+        "--exit-at-end did not end within 30 s: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+    assert!(said.contains("1500 trades"), "{said}");
+    assert_eq!(
+        rows(
+            &path(dir, "t.db"),
+            "SELECT count(*), sum(next_offset) FROM source_offsets"
+        ),
+        vec![vec!["2".to_owned(), "1506".to_owned()]]
     );
 }
