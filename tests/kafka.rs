@@ -649,3 +649,118 @@ fn exit_at_end_ends_on_a_topic_whose_transactions_end_in_markers() {
         vec![vec!["2".to_owned(), "1506".to_owned()]]
     );
 }
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// Writes trades `ids` at the wall-clock time, alternating between partitions 0 and 1.
+fn produce_live(producer: &BaseProducer, topic: &str, ids: std::ops::Range<u64>) {
+    for id in ids {
+        let line = &trade_lines(id..id + 1, now_ms())[0];
+        producer
+            .send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition((id % 2) as i32)
+                    .payload(line),
+            )
+            .expect("queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+}
+
+fn trades_committed(db: &std::path::Path) -> u64 {
+    if !db.exists() {
+        return 0;
+    }
+    rows(
+        db,
+        "SELECT coalesce(sum(trades), 0) FROM candles WHERE window_ms = 1000",
+    )[0][0]
+        .parse()
+        .unwrap_or(0)
+}
+
+fn wait_for_trades(db: &std::path::Path, want: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let have = trades_committed(db);
+        if have >= want || Instant::now() >= deadline {
+            return have;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_unreachable_broker_never_makes_its_partitions_idle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = mock_cluster("live", 2);
+    let bootstrap = cluster.bootstrap_servers();
+    // acks=0: the producer never waits for the broker, whose answers are held back below.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "0")
+        .create()
+        .expect("producer");
+    let topic = format!("kafka://{bootstrap}/live");
+    let child = spawn_tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &topic,
+            "--idle-timeout",
+            "1s",
+            "--lateness",
+            "5s",
+            "--windows",
+            "1s",
+            "--sink",
+            "sqlite:o.db",
+            "-w",
+            "2",
+        ],
+    );
+    let db = path(dir, "o.db");
+    // A live feed (event time = wall time), read and committed while the broker is there.
+    produce_live(&producer, "live", 0..50);
+    assert_eq!(wait_for_trades(&db, 50, Duration::from_secs(30)), 50);
+
+    // The outage: the broker stops answering (its answers are held back), trades keep being
+    // written, and then it is unreachable for longer than the idle timeout.
+    cluster
+        .broker_round_trip_time(1, Duration::from_secs(60))
+        .expect("rtt");
+    produce_live(&producer, "live", 50..100);
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.broker_down(1).expect("broker down");
+    std::thread::sleep(Duration::from_secs(8));
+    // The run could not see the trades written during the outage.
+    assert_eq!(
+        trades_committed(&db),
+        50,
+        "trades were read during the outage"
+    );
+    cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .expect("rtt");
+    cluster.broker_up(1).expect("broker up");
+
+    // Once it is back, they are read and counted: none is late.
+    let committed = wait_for_trades(&db, 100, Duration::from_secs(40));
+    let out = interrupt(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let late = rows(&db, "SELECT count(*) FROM rejects WHERE reason = 'late'")[0][0].clone();
+    assert_eq!(
+        (committed, late.as_str()),
+        (100, "0"),
+        "trades written while the broker was unreachable were judged late\n{stderr}"
+    );
+    assert!(stderr.contains("brokers are down"), "{stderr}");
+}
