@@ -649,7 +649,17 @@ impl Partition for KafkaPartition {
             return Poll::Ready;
         }
         let quiet = self.last_data.elapsed() >= self.idle_timeout;
-        if drained && (self.end.is_some() || quiet) {
+        // Only a partition short of its end (or of its high watermark, when quiet) can have
+        // markers to step over.
+        let short = |end: u64| self.next_offset < end;
+        let behind = self.end.is_some_and(short)
+            || (quiet
+                && self
+                    .consumer
+                    .context()
+                    .high(self.partition)
+                    .is_some_and(|high| short(high.max(0) as u64)));
+        if drained && behind {
             self.skip_undelivered();
             if self.at_end() {
                 return Poll::Finished;
