@@ -764,3 +764,46 @@ fn an_unreachable_broker_never_makes_its_partitions_idle() {
     );
     assert!(stderr.contains("brokers are down"), "{stderr}");
 }
+
+#[test]
+fn a_stored_offset_past_the_partitions_end_is_a_recorded_data_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = mock_cluster("again", 1);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = format!("kafka://{bootstrap}/again");
+    let t0 = 1_700_000_000_000;
+    produce_lines(&bootstrap, "again", 0, &trade_lines(0..100, t0));
+    run(dir, &topic, "sqlite:r.db", &["--exit-at-end"]);
+    // As if the topic had been deleted and recreated after a run that read 5000 records of
+    // the old one: the stored offset lies past the new partition's end.
+    let db = path(dir, "r.db");
+    let changed = rusqlite::Connection::open(&db)
+        .expect("database opens")
+        .execute("UPDATE source_offsets SET next_offset = 5000", [])
+        .expect("updated");
+    assert_eq!(changed, 1);
+    produce_lines(&bootstrap, "again", 0, &trade_lines(100..200, t0 + 5_000));
+
+    let out = run(dir, &topic, "sqlite:r.db", &["--exit-at-end"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT \"offset\", reason FROM rejects WHERE reason = 'data_loss'"
+        ),
+        vec![vec!["5000".to_owned(), "data_loss".to_owned()]],
+        "{said}"
+    );
+    let detail = rows(&db, "SELECT detail FROM rejects WHERE reason = 'data_loss'")[0][0].clone();
+    assert!(detail.contains("ends at offset 200"), "{detail}");
+    // The partition is read again from its first offset, to its end.
+    assert!(
+        said.contains("200 trades") || said.contains("100 trades"),
+        "{said}"
+    );
+    assert_eq!(
+        rows(&db, "SELECT next_offset FROM source_offsets"),
+        vec![vec!["200".to_owned()]]
+    );
+}

@@ -232,7 +232,8 @@ impl KafkaSource {
                 empty.insert(id);
             }
         }
-        let cluster_id = consumer.client().fetch_cluster_id(Duration::from_secs(5));
+        // The metadata read above brought the id, if the broker has one: no need to wait long.
+        let cluster_id = consumer.client().fetch_cluster_id(Duration::from_secs(1));
         let known = Arc::new(Mutex::new(ids));
         if exit_at_end {
             confirm_high_watermarks(&spec, &health, &mut partitions, &empty)?;
@@ -385,6 +386,7 @@ impl KafkaSource {
                     idle: false,
                     position_at: now,
                     recovering: None,
+                    end_checked: false,
                 })
             })
             .collect()
@@ -437,6 +439,8 @@ pub struct KafkaPartition {
     /// While the next offset is gone from the broker: the `(low, high)` watermarks being
     /// looked up on a thread of their own.
     recovering: Option<Receiver<Result<(i64, i64), ClientError>>>,
+    /// Whether a next offset past the end listed at start was looked into.
+    end_checked: bool,
 }
 
 impl std::fmt::Debug for KafkaPartition {
@@ -594,7 +598,14 @@ impl Partition for KafkaPartition {
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
-        if self.at_end() {
+        // Stored progress past the end listed at start: the log is not the one that progress
+        // was made in (the topic was recreated or truncated). Checked once, like an offset
+        // the broker reports gone, rather than taken for the end.
+        if !self.end_checked && self.end.is_some_and(|end| self.next_offset > end) {
+            self.end_checked = true;
+            self.start_recovery();
+        }
+        if self.recovering.is_none() && self.at_end() {
             return Poll::Finished;
         }
         // Serves librdkafka's events (statistics, errors); the messages of split partitions
