@@ -657,14 +657,14 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Writes trades `ids` at the wall-clock time, alternating between partitions 0 and 1.
-fn produce_live(producer: &BaseProducer, topic: &str, ids: std::ops::Range<u64>) {
+/// Writes trades `ids` at the wall-clock time, spread over `partitions` in turn.
+fn produce_live(producer: &BaseProducer, topic: &str, partitions: u64, ids: std::ops::Range<u64>) {
     for id in ids {
         let line = &trade_lines(id..id + 1, now_ms())[0];
         producer
             .send(
                 BaseRecord::<(), _>::to(topic)
-                    .partition((id % 2) as i32)
+                    .partition((id % partitions) as i32)
                     .payload(line),
             )
             .expect("queued");
@@ -729,7 +729,7 @@ fn an_unreachable_broker_never_makes_its_partitions_idle() {
     );
     let db = path(dir, "o.db");
     // A live feed (event time = wall time), read and committed while the broker is there.
-    produce_live(&producer, "live", 0..50);
+    produce_live(&producer, "live", 2, 0..50);
     assert_eq!(wait_for_trades(&db, 50, Duration::from_secs(30)), 50);
 
     // The outage: the broker stops answering (its answers are held back), trades keep being
@@ -737,7 +737,7 @@ fn an_unreachable_broker_never_makes_its_partitions_idle() {
     cluster
         .broker_round_trip_time(1, Duration::from_secs(60))
         .expect("rtt");
-    produce_live(&producer, "live", 50..100);
+    produce_live(&producer, "live", 2, 50..100);
     std::thread::sleep(Duration::from_millis(300));
     cluster.broker_down(1).expect("broker down");
     std::thread::sleep(Duration::from_secs(8));
@@ -805,5 +805,93 @@ fn a_stored_offset_past_the_partitions_end_is_a_recorded_data_loss() {
     assert_eq!(
         rows(&db, "SELECT next_offset FROM source_offsets"),
         vec![vec!["200".to_owned()]]
+    );
+}
+
+#[test]
+fn records_deleted_while_a_live_run_cannot_reach_them_are_a_recorded_data_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let cluster = mock_cluster("behind", 1);
+    let bootstrap = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "0")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let topic = format!("kafka://{bootstrap}/behind");
+    let child = spawn_tickflow(
+        dir,
+        &[
+            "run",
+            "--source",
+            &topic,
+            "--idle-timeout",
+            "1s",
+            "--lateness",
+            "5s",
+            "--windows",
+            "1s",
+            "--sink",
+            "sqlite:b.db",
+            "-w",
+            "1",
+        ],
+    );
+    let db = path(dir, "b.db");
+    produce_live(&producer, "behind", 1, 0..20);
+    assert_eq!(wait_for_trades(&db, 20, Duration::from_secs(30)), 20);
+
+    // The run cannot fetch (the broker holds its answers back) while so much is written that
+    // retention deletes the offsets it would read next; then it loses the connection.
+    cluster
+        .broker_round_trip_time(1, Duration::from_secs(60))
+        .expect("rtt");
+    let start = now_ms();
+    for id in 20..46_000u64 {
+        let t = start + (id - 20) / 100;
+        let line = format!(
+            r#"{{"e":"trade","E":{t},"s":"BTCUSDT","t":{id},"p":"43000.5","q":"0.01","b":1,"a":2,"T":{t},"m":true}}"#
+        );
+        producer
+            .send(
+                BaseRecord::<(), _>::to("behind")
+                    .partition(0)
+                    .payload(&line),
+            )
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.broker_down(1).expect("broker down");
+    std::thread::sleep(Duration::from_secs(2));
+    cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .expect("rtt");
+    cluster.broker_up(1).expect("broker up");
+    let (low, high) = watermarks(&bootstrap, "behind", 0);
+    assert!(
+        low > 20,
+        "retention deleted nothing (watermarks {low}..{high})"
+    );
+
+    // The gap is recorded mid-run, and every record still there is read.
+    let want = 20 + (high - low) as u64;
+    let committed = wait_for_trades(&db, want, Duration::from_secs(40));
+    let out = interrupt(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(committed, want, "{stderr}");
+    assert_eq!(
+        rows(&db, "SELECT \"offset\", reason, detail FROM rejects"),
+        vec![vec![
+            "20".to_owned(),
+            "data_loss".to_owned(),
+            format!(
+                "offsets 20..{low} ({} records) were lost: deleted from the topic before they were read (retention, or the topic was recreated); reading on from offset {low}",
+                low - 20
+            )
+        ]],
+        "{stderr}"
     );
 }
