@@ -349,10 +349,14 @@ fn a_broker_outage_at_start_and_mid_run_loses_and_duplicates_nothing() {
     assert!(said.contains("100000 trades"), "{said}");
     // The outage is reported on stderr as it happens.
     let reported = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        reported.contains("All broker connections are down"),
-        "{reported}"
-    );
+    // But not once per poll of every partition: both outages fall within 30 s, and the
+    // repeats are counted, not printed (one line from librdkafka's error callback, one from
+    // the partitions' polls).
+    let lines = reported
+        .lines()
+        .filter(|l| l.contains("All broker connections are down") && !l.starts_with("tickflow:"))
+        .count();
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{reported}");
     assert_eq!(candles(&path(dir, "k.db")), candles(&path(dir, "file.db")));
 }
 

@@ -93,6 +93,15 @@ impl KafkaContext {
         self.highs.lock().ok()?.get(&partition).copied()
     }
 
+    /// Logs a consumer error of `partition` unless it repeats one logged in the last 30 s:
+    /// while a broker is away every poll of every partition reports it.
+    fn warn(&self, partition: i32, what: &str, error: &ClientError) {
+        let message = format!("{what} (partition {partition}): {error}");
+        if let Some(text) = self.health.repeats.admit(&message, Instant::now()) {
+            tracing::warn!(topic = %self.topic, "{text}");
+        }
+    }
+
     /// The partition's high watermark if statistics showed it current within `within`.
     fn fresh_high(&self, partition: i32, within: Duration) -> Option<i64> {
         let fresh = self.fresh.lock().ok()?;
@@ -526,7 +535,8 @@ impl KafkaPartition {
             match rx.try_recv() {
                 Ok(Ok(watermarks)) => break watermarks,
                 Ok(Err(error)) => {
-                    tracing::warn!(topic = %self.topic, partition = self.partition, %error, "looking up the watermarks of a partition whose next offset is gone");
+                    let what = "looking up the watermarks of a partition whose next offset is gone";
+                    self.consumer.context().warn(self.partition, what, &error);
                 }
                 Err(TryRecvError::Empty) => return None,
                 Err(TryRecvError::Disconnected) => {
@@ -611,7 +621,9 @@ impl Partition for KafkaPartition {
         // Serves librdkafka's events (statistics, errors); the messages of split partitions
         // never come here.
         if let Some(Err(error)) = self.consumer.poll(Duration::ZERO) {
-            tracing::warn!(topic = %self.topic, partition = self.partition, %error, "kafka");
+            self.consumer
+                .context()
+                .warn(self.partition, "kafka", &error);
         }
         if self.recovering.is_some() {
             if self.recover(emit).is_none() {
@@ -649,7 +661,9 @@ impl Partition for KafkaPartition {
                 }
                 Some(Err(error)) => {
                     // Transient (broker away, leader change): librdkafka retries.
-                    tracing::warn!(topic = %self.topic, partition = self.partition, %error, "kafka fetch");
+                    self.consumer
+                        .context()
+                        .warn(self.partition, "kafka fetch", &error);
                     break;
                 }
             }
@@ -790,7 +804,12 @@ fn watch_partitions(
                         known.extend(fresh);
                     }
                 }
-                Ok(None) => tracing::warn!(%topic, "the topic has gone"),
+                Ok(None) => {
+                    let repeats = &consumer.context().health.repeats;
+                    if let Some(text) = repeats.admit("the topic has gone", Instant::now()) {
+                        tracing::warn!(%topic, "{text}");
+                    }
+                }
                 Err(error) => tracing::debug!(%topic, %error, "reading partitions"),
             }
         })
