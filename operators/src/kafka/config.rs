@@ -125,8 +125,15 @@ impl KafkaSpec {
             // The truth about progress is `source_offsets`, written with the results.
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            // A partition without a stored offset starts at its beginning.
-            .set("auto.offset.reset", "earliest")
+            // Partitions are assigned at explicit offsets (stored ones, or the beginning). One
+            // that is no longer on the broker (deleted by retention, or the topic was
+            // recreated) is an error of that partition, which the source turns into a
+            // recorded `data_loss` before reading on: never a silent jump.
+            .set("auto.offset.reset", "error")
+            // Only committed transactions' records (librdkafka's default, stated because the
+            // results depend on it); markers and aborted records are skipped, and the
+            // source reads the consumer's position to step over them.
+            .set("isolation.level", "read_committed")
             // End of partition is learned from watermarks, not from EOF events.
             .set("enable.partition.eof", "false")
             // Prefetch up to 64 MiB per partition so workers rarely wait for a fetch.

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use super::log::Repeats;
 use super::{KafkaError, KafkaSpec};
 
 /// What a produce run did.
@@ -27,12 +28,22 @@ struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// librdkafka's lines and errors already logged.
+    repeats: Repeats,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Context(Arc<Deliveries>);
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.0.repeats.log("produce", level, fac, log_message);
+    }
+
+    fn error(&self, error: ClientError, reason: &str) {
+        self.0.repeats.error("produce", &error, reason);
+    }
+}
 
 impl ProducerContext for Context {
     type DeliveryOpaque = ();
@@ -148,9 +159,10 @@ impl TradeProducer {
 /// Creates the topic unless it exists; grows an existing topic with fewer partitions (a
 /// running `tickflow run` picks the new ones up).
 fn create_topic(spec: &KafkaSpec, partitions: i32) -> Result<(), KafkaError> {
-    let probe: BaseProducer = spec
+    let context = Context::default();
+    let probe: BaseProducer<Context> = spec
         .producer_config()
-        .create()
+        .create_with_context(context.clone())
         .map_err(|e| spec.client_error(e))?;
     let metadata = probe
         .client()
@@ -164,9 +176,9 @@ fn create_topic(spec: &KafkaSpec, partitions: i32) -> Result<(), KafkaError> {
     if existing >= partitions as usize {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = spec
+    let admin: AdminClient<Context> = spec
         .producer_config()
-        .create()
+        .create_with_context(context)
         .map_err(|e| spec.client_error(e))?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = if existing == 0 {

@@ -1,16 +1,20 @@
 //! The Kafka source: topic metadata at start, one [`KafkaPartition`] per assigned partition,
 //! and partitions added to the topic while running.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use super::log::Repeats;
 use super::{KafkaError, KafkaSpec};
 use crate::source::{now_ms, Item, Partition, Poll, MAX_RAW};
 
@@ -25,6 +29,12 @@ pub type Resume = HashMap<u32, (u64, Option<u64>)>;
 const STATS_INTERVAL_MS: &str = "1000";
 /// How often the topic's metadata is read to find partitions added while running.
 const DISCOVER_EVERY: Duration = Duration::from_secs(1);
+/// How long a high watermark counts as fresh after statistics showed it current (two
+/// statistics intervals): only a fresh one can make a partition idle.
+const FRESH_FOR: Duration = Duration::from_secs(2);
+/// How often a drained partition asks for the consumer's position, which moves past
+/// transaction markers (control records) that are never delivered as messages.
+const POSITION_EVERY: Duration = Duration::from_millis(100);
 
 /// The connection state of a source's consumers, for progress lines and health checks.
 #[derive(Debug, Default)]
@@ -35,6 +45,8 @@ pub struct KafkaHealth {
     error_ms: AtomicU64,
     /// The latest client error.
     error: Mutex<String>,
+    /// librdkafka's lines and errors already logged, shared by the source's consumers.
+    repeats: Repeats,
 }
 
 impl KafkaHealth {
@@ -61,11 +73,18 @@ impl KafkaHealth {
 }
 
 /// The client context of every consumer of a source: keeps the high watermarks that fetch
-/// responses report (from librdkafka's statistics) and the connection state.
+/// responses report (from librdkafka's statistics), whether they are fresh, and the
+/// connection state; logs librdkafka's lines and errors without repeating them.
 #[derive(Debug)]
 pub struct KafkaContext {
     topic: String,
+    /// The greatest high watermark reported per partition.
     highs: Mutex<HashMap<i32, i64>>,
+    /// Per partition: the high watermark of the latest statistics that showed it current
+    /// (see [`KafkaContext::stats`]), and when.
+    fresh: Mutex<HashMap<i32, (Instant, i64)>>,
+    /// Fetch requests sent to each broker as of the previous statistics.
+    fetches: Mutex<HashMap<i32, i64>>,
     health: Arc<KafkaHealth>,
 }
 
@@ -73,16 +92,69 @@ impl KafkaContext {
     fn high(&self, partition: i32) -> Option<i64> {
         self.highs.lock().ok()?.get(&partition).copied()
     }
+
+    /// Logs a consumer error of `partition` unless it repeats one logged in the last 30 s:
+    /// while a broker is away every poll of every partition reports it.
+    fn warn(&self, partition: i32, what: &str, error: &ClientError) {
+        let message = format!("{what} (partition {partition}): {error}");
+        if let Some(text) = self.health.repeats.admit(&message, Instant::now()) {
+            tracing::warn!(topic = %self.topic, "{text}");
+        }
+    }
+
+    /// The partition's high watermark if statistics showed it current within `within`.
+    fn fresh_high(&self, partition: i32, within: Duration) -> Option<i64> {
+        let fresh = self.fresh.lock().ok()?;
+        let &(at, high) = fresh.get(&partition)?;
+        (at.elapsed() <= within).then_some(high)
+    }
 }
 
 impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.health
+            .repeats
+            .log(&self.topic, level, fac, log_message);
+    }
+
+    /// Keeps the high watermarks and judges whether they are current. A statistics report
+    /// repeats the last high watermark a fetch response brought, however old: while the
+    /// broker is unreachable it goes stale as the topic grows. It counts as current only if
+    /// the broker that fetches the partition is UP and was sent at least two Fetch requests
+    /// since the previous report: librdkafka has one Fetch in flight per broker, so the
+    /// second was sent after the first was answered, within this interval.
     fn stats(&self, statistics: Statistics) {
+        // Reports queued while the worker was not polling describe the past.
+        let current = (now_ms() / 1000).saturating_sub(statistics.time.max(0) as u64) <= 1;
+        let mut answering = HashSet::new();
+        if let Ok(mut fetches) = self.fetches.lock() {
+            for broker in statistics.brokers.values().filter(|b| b.nodeid >= 0) {
+                let sent = broker.req.get("Fetch").copied().unwrap_or(0);
+                let before = fetches.insert(broker.nodeid, sent);
+                if broker.state == "UP" && before.is_some_and(|before| sent >= before + 2) {
+                    answering.insert(broker.nodeid);
+                }
+            }
+        }
         if let Some(topic) = statistics.topics.get(&self.topic) {
             if let Ok(mut highs) = self.highs.lock() {
                 for (&id, partition) in &topic.partitions {
                     if id >= 0 && partition.hi_offset >= 0 {
                         let high = highs.entry(id).or_insert(partition.hi_offset);
                         *high = (*high).max(partition.hi_offset);
+                    }
+                }
+            }
+            if let Ok(mut fresh) = self.fresh.lock() {
+                let now = Instant::now();
+                for (&id, partition) in &topic.partitions {
+                    if current
+                        && id >= 0
+                        && partition.hi_offset >= 0
+                        && partition.fetch_state == "active"
+                        && answering.contains(&partition.broker)
+                    {
+                        fresh.insert(id, (now, partition.hi_offset));
                     }
                 }
             }
@@ -96,8 +168,8 @@ impl ClientContext for KafkaContext {
         self.health.brokers_up.store(up, Ordering::Relaxed);
     }
 
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(topic = %self.topic, %error, reason, "kafka client");
+    fn error(&self, error: ClientError, reason: &str) {
+        self.health.repeats.error(&self.topic, &error, reason);
         if let Ok(mut last) = self.health.error.lock() {
             *last = format!("{error}: {reason}");
         }
@@ -117,6 +189,8 @@ pub struct KafkaSource {
     /// [`KafkaSource::discoverer`]).
     known: Arc<Mutex<Vec<i32>>>,
     health: Arc<KafkaHealth>,
+    /// The cluster's id from its metadata (brokers before Kafka 0.10 have none).
+    cluster_id: Option<String>,
 }
 
 impl KafkaSource {
@@ -157,15 +231,21 @@ impl KafkaSource {
             backoff = (backoff * 2).min(Duration::from_secs(2));
         };
         let mut partitions = Vec::with_capacity(ids.len());
+        let mut empty = HashSet::new();
         for &id in &ids {
-            let (_, high) = consumer
+            let (low, high) = consumer
                 .fetch_watermarks(&spec.topic, id, Duration::from_secs(10))
                 .map_err(|e| spec.client_error(e))?;
             partitions.push((id, high));
+            if low >= high {
+                empty.insert(id);
+            }
         }
+        // The metadata read above brought the id, if the broker has one: no need to wait long.
+        let cluster_id = consumer.client().fetch_cluster_id(Duration::from_secs(1));
         let known = Arc::new(Mutex::new(ids));
         if exit_at_end {
-            confirm_high_watermarks(&spec, &health, &mut partitions)?;
+            confirm_high_watermarks(&spec, &health, &mut partitions, &empty)?;
         } else {
             watch_partitions(&spec, consumer, Arc::downgrade(&known))?;
         }
@@ -174,12 +254,20 @@ impl KafkaSource {
             partitions,
             known,
             health,
+            cluster_id,
         })
     }
 
     /// The topic's spec.
     pub fn spec(&self) -> &KafkaSpec {
         &self.spec
+    }
+
+    /// The Kafka cluster's id (from its metadata, read at start), for the identity of a
+    /// run's input: the same `kafka://host:port/topic` can name another cluster after a
+    /// redeployment, whose offsets mean other records. `None` if the broker reports none.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.clone()
     }
 
     /// The connection state of this source's consumers.
@@ -295,11 +383,6 @@ impl KafkaSource {
                         )))
                     })?;
                 let next_offset = resume.get(&(id as u32)).map_or(0, |&(next, _)| next);
-                let listed_high = self
-                    .partitions
-                    .iter()
-                    .find(|p| p.0 == id)
-                    .map_or(0, |p| p.1);
                 Ok(KafkaPartition {
                     consumer: Arc::clone(&consumer),
                     queue,
@@ -310,7 +393,9 @@ impl KafkaSource {
                     idle_timeout,
                     last_data: now,
                     idle: false,
-                    listed_high,
+                    position_at: now,
+                    recovering: None,
+                    end_checked: false,
                 })
             })
             .collect()
@@ -321,6 +406,8 @@ fn consumer(spec: &KafkaSpec, health: &Arc<KafkaHealth>) -> Result<Client, Kafka
     let context = KafkaContext {
         topic: spec.topic.clone(),
         highs: Mutex::default(),
+        fresh: Mutex::default(),
+        fetches: Mutex::default(),
         health: Arc::clone(health),
     };
     spec.consumer_config()
@@ -356,8 +443,13 @@ pub struct KafkaPartition {
     idle_timeout: Duration,
     last_data: Instant,
     idle: bool,
-    /// The high watermark listed at start; fetch responses raise it (see [`KafkaContext`]).
-    listed_high: i64,
+    /// When the consumer's position was last asked for.
+    position_at: Instant,
+    /// While the next offset is gone from the broker: the `(low, high)` watermarks being
+    /// looked up on a thread of their own.
+    recovering: Option<Receiver<Result<(i64, i64), ClientError>>>,
+    /// Whether a next offset past the end listed at start was looked into.
+    end_checked: bool,
 }
 
 impl std::fmt::Debug for KafkaPartition {
@@ -371,17 +463,137 @@ impl std::fmt::Debug for KafkaPartition {
 }
 
 impl KafkaPartition {
+    /// Caught up with a high watermark known to be current: stale knowledge (the broker
+    /// unreachable, or not answering) never makes a partition idle, or it would declare the
+    /// records written meanwhile late once they arrive.
     fn caught_up(&self) -> bool {
-        let high = self
-            .consumer
+        self.consumer
             .context()
-            .high(self.partition)
-            .unwrap_or(self.listed_high);
-        self.next_offset >= high.max(0) as u64
+            .fresh_high(self.partition, FRESH_FOR)
+            .is_some_and(|high| self.next_offset >= high.max(0) as u64)
     }
 
     fn at_end(&self) -> bool {
         self.end.is_some_and(|end| self.next_offset >= end)
+    }
+
+    /// A drained partition's next offset can lie past records that are never delivered:
+    /// transaction markers (control records) and aborted transactions' records, which
+    /// librdkafka skips while advancing the consumer's position. Without this a topic that
+    /// ends with a commit marker would never reach its high watermark.
+    fn skip_undelivered(&mut self) {
+        if self.position_at.elapsed() < POSITION_EVERY {
+            return;
+        }
+        self.position_at = Instant::now();
+        let position = self.consumer.position().ok().and_then(|list| {
+            list.find_partition(&self.topic, self.partition)
+                .map(|e| e.offset())
+        });
+        if let Some(Offset::Offset(at)) = position {
+            if at > 0 && at as u64 > self.next_offset {
+                self.next_offset = at as u64;
+            }
+        }
+    }
+
+    /// The next offset is no longer on the broker (`auto.offset.reset=error`; fetching has
+    /// stopped): looks up the watermarks on a thread of its own, so the worker never waits
+    /// for the broker, retrying while it is unreachable.
+    fn start_recovery(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let consumer = Arc::clone(&self.consumer);
+        let (topic, partition) = (self.topic.clone(), self.partition);
+        let spawned = std::thread::Builder::new()
+            .name("tickflow-kafka-watermarks".into())
+            .spawn(move || {
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    let result =
+                        consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5));
+                    let done = result.is_ok();
+                    if tx.send(result).is_err() || done {
+                        return;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            });
+        match spawned {
+            Ok(_) => self.recovering = Some(rx),
+            Err(error) => {
+                tracing::error!(topic = %self.topic, partition = self.partition, %error, "starting the watermark lookup");
+            }
+        }
+    }
+
+    /// Once the watermarks are known: records the lost range and fetches again from the
+    /// first offset there is. `None` while the lookup is under way.
+    fn recover(&mut self, emit: &mut dyn FnMut(Item<'_>)) -> Option<()> {
+        let rx = self.recovering.as_ref()?;
+        let (low, high) = loop {
+            match rx.try_recv() {
+                Ok(Ok(watermarks)) => break watermarks,
+                Ok(Err(error)) => {
+                    let what = "looking up the watermarks of a partition whose next offset is gone";
+                    self.consumer.context().warn(self.partition, what, &error);
+                }
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    self.recovering = None;
+                    self.start_recovery();
+                    return None;
+                }
+            }
+        };
+        self.recovering = None;
+        let (low, high) = (low.max(0) as u64, high.max(0) as u64);
+        let next = self.next_offset;
+        let resume_at = if next < low {
+            let detail = format!(
+                "deleted from the topic before they were read (retention, or the topic was recreated); reading on from offset {low}"
+            );
+            tracing::warn!(topic = %self.topic, partition = self.partition, from = next, to = low, "records lost: {detail}");
+            emit(Item::Lost {
+                offset: next,
+                end: low,
+                detail: &detail,
+            });
+            low
+        } else if next > high {
+            let detail = format!(
+                "the partition now ends at offset {high}, before the stored next offset {next}: the topic was recreated or truncated, and the records after offset {next} in the old one cannot be read; reading again from offset {low}"
+            );
+            tracing::warn!(topic = %self.topic, partition = self.partition, from = next, low, high, "records lost: {detail}");
+            emit(Item::Lost {
+                offset: next,
+                end: next,
+                detail: &detail,
+            });
+            low
+        } else {
+            // In range again (the broker's log moved meanwhile): nothing was lost.
+            next
+        };
+        self.next_offset = resume_at;
+        // Fetching stopped with the error: assign the partition again at the new offset.
+        // Its queue stays split (the split is the application's forwarding, kept across
+        // assignments).
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.topic, self.partition);
+        let mut at = TopicPartitionList::new();
+        let reassigned = at
+            .add_partition_offset(
+                &self.topic,
+                self.partition,
+                Offset::Offset(resume_at as i64),
+            )
+            .and_then(|()| self.consumer.incremental_unassign(&list))
+            .and_then(|()| self.consumer.incremental_assign(&at));
+        if let Err(error) = reassigned {
+            tracing::error!(topic = %self.topic, partition = self.partition, %error, "assigning the partition again after lost records");
+        }
+        Some(())
     }
 }
 
@@ -396,18 +608,39 @@ impl Partition for KafkaPartition {
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
-        if self.at_end() {
+        // Stored progress past the end listed at start: the log is not the one that progress
+        // was made in (the topic was recreated or truncated). Checked once, like an offset
+        // the broker reports gone, rather than taken for the end.
+        if !self.end_checked && self.end.is_some_and(|end| self.next_offset > end) {
+            self.end_checked = true;
+            self.start_recovery();
+        }
+        if self.recovering.is_none() && self.at_end() {
             return Poll::Finished;
         }
         // Serves librdkafka's events (statistics, errors); the messages of split partitions
         // never come here.
         if let Some(Err(error)) = self.consumer.poll(Duration::ZERO) {
-            tracing::warn!(topic = %self.topic, partition = self.partition, %error, "kafka");
+            self.consumer
+                .context()
+                .warn(self.partition, "kafka", &error);
+        }
+        if self.recovering.is_some() {
+            if self.recover(emit).is_none() {
+                return Poll::Pending(Duration::from_millis(20));
+            }
+            if self.at_end() {
+                return Poll::Finished;
+            }
         }
         let mut read = 0;
+        let mut drained = false;
         while read < budget {
             match self.queue.poll(Duration::ZERO) {
-                None => break,
+                None => {
+                    drained = true;
+                    break;
+                }
                 Some(Ok(message)) => {
                     let payload = message.payload().unwrap_or_default();
                     emit(Item::Line {
@@ -421,9 +654,16 @@ impl Partition for KafkaPartition {
                         return Poll::Finished;
                     }
                 }
+                Some(Err(ClientError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    tracing::debug!(topic = %self.topic, partition = self.partition, next = self.next_offset, "the next offset is not on the broker");
+                    self.start_recovery();
+                    return Poll::Pending(Duration::from_millis(20));
+                }
                 Some(Err(error)) => {
                     // Transient (broker away, leader change): librdkafka retries.
-                    tracing::warn!(topic = %self.topic, partition = self.partition, %error, "kafka fetch");
+                    self.consumer
+                        .context()
+                        .warn(self.partition, "kafka fetch", &error);
                     break;
                 }
             }
@@ -433,9 +673,32 @@ impl Partition for KafkaPartition {
             self.idle = false;
             return Poll::Ready;
         }
-        if !self.idle && self.last_data.elapsed() >= self.idle_timeout && self.caught_up() {
-            tracing::debug!(topic = %self.topic, partition = self.partition, "idle");
-            self.idle = true;
+        let quiet = self.last_data.elapsed() >= self.idle_timeout;
+        // Only a partition short of its end (or of its high watermark, when quiet) can have
+        // markers to step over.
+        let short = |end: u64| self.next_offset < end;
+        let behind = self.end.is_some_and(short)
+            || (quiet
+                && self
+                    .consumer
+                    .context()
+                    .high(self.partition)
+                    .is_some_and(|high| short(high.max(0) as u64)));
+        if drained && behind {
+            self.skip_undelivered();
+            if self.at_end() {
+                return Poll::Finished;
+            }
+        }
+        if quiet {
+            let caught_up = self.caught_up();
+            if !self.idle && caught_up {
+                tracing::debug!(topic = %self.topic, partition = self.partition, "idle");
+                self.idle = true;
+            } else if self.idle && !caught_up {
+                tracing::debug!(topic = %self.topic, partition = self.partition, "no longer idle: the broker's end is not known to be current");
+                self.idle = false;
+            }
         }
         Poll::Pending(Duration::from_millis(5))
     }
@@ -471,10 +734,15 @@ fn confirm_high_watermarks(
     spec: &KafkaSpec,
     health: &Arc<KafkaHealth>,
     partitions: &mut [(i32, i64)],
+    empty: &HashSet<i32>,
 ) -> Result<(), KafkaError> {
     let consumer = consumer(spec, health)?;
     let mut assignment = TopicPartitionList::new();
-    for &(id, high) in partitions.iter().filter(|(_, high)| *high > 0) {
+    // A partition whose records are all deleted has no last batch to fetch.
+    for &(id, high) in partitions
+        .iter()
+        .filter(|(id, high)| *high > 0 && !empty.contains(id))
+    {
         assignment
             .add_partition_offset(&spec.topic, id, Offset::Offset(high - 1))
             .map_err(|e| spec.client_error(e))?;
@@ -488,9 +756,9 @@ fn confirm_high_watermarks(
     let context = consumer.context();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let confirmed = partitions
-            .iter()
-            .all(|&(id, high)| high <= 0 || context.high(id).is_some_and(|h| h >= high));
+        let confirmed = partitions.iter().all(|&(id, high)| {
+            high <= 0 || empty.contains(&id) || context.high(id).is_some_and(|h| h >= high)
+        });
         if confirmed {
             break;
         }
@@ -536,7 +804,12 @@ fn watch_partitions(
                         known.extend(fresh);
                     }
                 }
-                Ok(None) => tracing::warn!(%topic, "the topic has gone"),
+                Ok(None) => {
+                    let repeats = &consumer.context().health.repeats;
+                    if let Some(text) = repeats.admit("the topic has gone", Instant::now()) {
+                        tracing::warn!(%topic, "{text}");
+                    }
+                }
                 Err(error) => tracing::debug!(%topic, %error, "reading partitions"),
             }
         })
