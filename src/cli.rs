@@ -81,6 +81,11 @@ pub struct RunArgs {
     /// Kafka: how long to wait at start for the broker and the topic.
     #[arg(long, default_value = "30s", value_name = "DUR")]
     pub topic_wait: String,
+    /// A trade further ahead of its partition's clock is held until later records confirm
+    /// the jump, and rejected (time_outlier) if they do not; also the most a trade may be
+    /// ahead of the wall clock.
+    #[arg(long, default_value = "10m", value_name = "DUR")]
+    pub max_time_jump: String,
     /// How far (event time) sources may run ahead of the committed results.
     #[arg(long, default_value = "30s", value_name = "DUR")]
     pub max_lag: String,

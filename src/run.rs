@@ -143,6 +143,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         topic_wait,
         store_trades,
         fresh,
+        max_time_jump,
         generator,
     } = args;
     let idle_timeout =
@@ -151,6 +152,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let windows = Windows::parse(&windows).context("--windows")?;
     let lateness_ms = parse_duration(&lateness).context("--lateness")?;
     let max_lag_ms = parse_duration(&max_lag).context("--max-lag")?;
+    let max_time_jump_ms = parse_duration(&max_time_jump).context("--max-time-jump")?;
     let workers = match workers {
         Some(0) => bail!("--workers must be at least 1"),
         Some(n) => n,
@@ -233,6 +235,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             format,
             &windows,
             lateness_ms,
+            max_time_jump_ms,
             store_trades,
         );
         check_identity(&output, &source_name, &identity, resumable, fresh, quiet)?;
@@ -311,6 +314,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             windows: windows.clone(),
             lateness_ms,
             max_lag_ms,
+            max_time_jump_ms,
             budget: BUDGET,
             sequential: matches!(input.as_ref(), Input::File(_)),
             resumable,
@@ -620,6 +624,7 @@ fn run_identity(
     format: Format,
     windows: &Windows,
     lateness_ms: u64,
+    max_time_jump_ms: u64,
     store_trades: bool,
 ) -> Identity {
     let mut identity = Identity::new().with("source", source_name);
@@ -653,6 +658,7 @@ fn run_identity(
         .with("format", format)
         .with("windows", windows.join(","))
         .with("lateness", format_duration(lateness_ms))
+        .with("max_time_jump", format_duration(max_time_jump_ms))
         .with("store_trades", store_trades)
 }
 

@@ -68,15 +68,15 @@ fn a_quiet_pipe_closes_its_windows_and_ctrl_c_ends_the_run_at_once() {
     let db = path(dir, "pipe.db");
     let started = Instant::now();
     let committed = loop {
-        let got = if db.exists() {
-            rows(
-                &db,
+        // The database and its tables appear while the run starts.
+        let got = rusqlite::Connection::open(&db).and_then(|c| {
+            c.query_row(
                 "SELECT count(*), coalesce(sum(trades), 0) FROM candles WHERE window_ms = 1000",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
             )
-        } else {
-            Vec::new()
-        };
-        if got == vec![vec!["3".to_owned(), "300".to_owned()]] {
+        });
+        if got.ok() == Some((3, 300)) {
             break true;
         }
         if started.elapsed() > Duration::from_secs(20) {
@@ -229,4 +229,98 @@ fn conflicting_copies_of_a_trade_give_the_same_candles_in_any_order_and_parallel
     let one_second: Vec<&Vec<String>> = tables[0].iter().filter(|r| r[1] == "1000").collect();
     assert_eq!(one_second[0][3], "2299.5");
     assert_eq!(one_second[0][6], "2302");
+}
+
+/// `n` trades of one symbol, 10 ms apart from `base`.
+fn ordered(symbol: &str, n: u64, base: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| trade_line(symbol, 1_000 + i, "100.5", "0.25", base + i * 10))
+        .collect()
+}
+
+#[test]
+fn a_clock_far_ahead_is_held_and_rejected_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let base = 1_700_000_000_000u64;
+    let eleven_days = 11 * 86_400_000;
+    // 2,000 ordered trades; the 1,400th is stamped 11 days ahead; a second file has its
+    // very first line 11 days ahead.
+    let mut middle = ordered("BTCUSDT", 2_000, base);
+    middle[1_400] = trade_line("BTCUSDT", 2_400, "100.5", "0.25", base + eleven_days);
+    let mut first = ordered("BTCUSDT", 2_000, base);
+    first[0] = trade_line("BTCUSDT", 999, "100.5", "0.25", base + eleven_days);
+    for (name, lines) in [("middle", middle), ("first", first)] {
+        std::fs::write(path(dir, &format!("{name}.jsonl")), lines.join("\n") + "\n")
+            .expect("write");
+        let db = format!("{name}.db");
+        run(
+            dir,
+            &format!("file:{name}.jsonl"),
+            &format!("sqlite:{db}"),
+            &[],
+        );
+        let db = path(dir, &db);
+        assert_eq!(
+            rows(&db, "SELECT reason, count(*) FROM rejects GROUP BY reason"),
+            vec![vec!["time_outlier".to_owned(), "1".to_owned()]],
+            "{name}"
+        );
+        assert_eq!(
+            rows(
+                &db,
+                "SELECT sum(trades) FROM candles WHERE window_ms = 1000"
+            ),
+            vec![vec!["1999".to_owned()]],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_real_jump_of_the_clock_is_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let base = 1_700_000_000_000u64;
+    // Trading stops for two hours and resumes: every trade counts, none is late.
+    let mut lines = ordered("BTCUSDT", 500, base);
+    lines.extend(ordered("BTCUSDT", 500, base + 2 * 3_600_000));
+    std::fs::write(path(dir, "gap.jsonl"), lines.join("\n") + "\n").expect("write");
+    run(dir, "file:gap.jsonl", "sqlite:gap.db", &[]);
+    let db = path(dir, "gap.db");
+    assert_eq!(rows(&db, "SELECT count(*) FROM rejects"), vec![vec!["0"]]);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT sum(trades) FROM candles WHERE window_ms = 1000"
+        ),
+        vec![vec!["1000".to_owned()]]
+    );
+}
+
+#[test]
+fn a_trade_from_the_future_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let now = tickflow_operators::source::now_ms();
+    let mut lines = ordered("BTCUSDT", 100, now - 60_000);
+    // A day ahead of the wall clock, with two more such trades to "confirm" it.
+    for i in 0..3 {
+        lines.push(trade_line(
+            "BTCUSDT",
+            5_000 + i,
+            "1",
+            "1",
+            now + 86_400_000 + i,
+        ));
+    }
+    std::fs::write(path(dir, "future.jsonl"), lines.join("\n") + "\n").expect("write");
+    run(dir, "file:future.jsonl", "sqlite:future.db", &[]);
+    assert_eq!(
+        rows(
+            &path(dir, "future.db"),
+            "SELECT reason, count(*) FROM rejects GROUP BY reason"
+        ),
+        vec![vec!["time_outlier".to_owned(), "3".to_owned()]]
+    );
 }

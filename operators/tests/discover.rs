@@ -65,6 +65,7 @@ fn a_partition_found_while_running_joins_at_the_watermark() {
             windows: Windows::new(vec![1000]).expect("windows"),
             lateness_ms: 200,
             max_lag_ms: u64::MAX / 2,
+            max_time_jump_ms: 600_000,
             budget: 1000,
             sequential: false,
             resumable: false,

@@ -378,24 +378,29 @@ impl Partition for FilePartition {
             return None;
         };
         let format = chunk.format;
+        // The least time of the first few records: one bad clock among them cannot start the
+        // partition's watermark far ahead (it is held by the source's clock instead).
         let first_trade = |body: &[u8], complete: bool| {
             let mut lines = body.split(|&b| b == b'\n').peekable();
-            let mut found = None;
+            let mut times = Vec::new();
             while let Some(line) = lines.next() {
                 // The last piece of an incomplete prefix may be a cut line.
                 if !complete && lines.peek().is_none() {
                     break;
                 }
                 match format.parse_line(trim_line(line)) {
-                    Ok(Record::Trade(trade)) => found = Some(trade.time_ms),
-                    Ok(Record::Candle(candle)) => found = Some(candle.start_ms),
+                    Ok(Record::Trade(trade)) => times.push(trade.time_ms),
+                    Ok(Record::Candle(candle)) => times.push(candle.start_ms),
                     _ => {}
                 }
-                if found.is_some() {
+                if times.len() == crate::source::CONFIRM as usize {
                     break;
                 }
             }
-            found
+            // A short prefix may hold fewer: enough if the chunk ends there.
+            (times.len() == crate::source::CONFIRM as usize || complete)
+                .then(|| times.into_iter().min())
+                .flatten()
         };
         // Usually the first line tells; read it without mapping the chunk (see `open`).
         let want = (chunk.end - chunk.pos).min(256 << 10);
@@ -547,10 +552,10 @@ fn read_batches(
                 ));
                 // Hand over what has been read when the next read would wait for input, or
                 // when the batch is full.
-                if reader.buffer().is_empty() || batch.bytes.len() >= STREAM_BUFFER {
-                    if send.send(std::mem::take(&mut batch)).is_err() {
-                        return; // The run has ended.
-                    }
+                if (reader.buffer().is_empty() || batch.bytes.len() >= STREAM_BUFFER)
+                    && send.send(std::mem::take(&mut batch)).is_err()
+                {
+                    return; // The run has ended.
                 }
             }
             Err(error) => {

@@ -45,6 +45,10 @@ pub enum RejectReason {
     /// The event is older than the watermark (decided by the dataflow, not by a parser).
     #[error("late: older than the watermark")]
     Late,
+    /// A trade time far ahead of its partition's clock that later records did not confirm,
+    /// or ahead of the wall clock (decided by the source, see `--max-time-jump`).
+    #[error("time outlier: far ahead of the partition's clock")]
+    TimeOutlier,
     /// Records that can no longer be read: a range of offsets was deleted before it was read
     /// (Kafka retention). Reported by the partition, with the lost range in the detail.
     #[error("data loss: records deleted before they were read")]
@@ -105,8 +109,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every code [`RejectReason::as_str`] can return.
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 17] = [
         "late",
+        "time_outlier",
         "data_loss",
         "line_too_long",
         "invalid_utf8",
@@ -129,6 +134,7 @@ impl RejectReason {
         match self {
             RejectReason::Late => "late",
             RejectReason::DataLoss => "data_loss",
+            RejectReason::TimeOutlier => "time_outlier",
             RejectReason::LineTooLong => "line_too_long",
             RejectReason::InvalidUtf8 => "invalid_utf8",
             RejectReason::MalformedJson | RejectReason::NotAnObject => "malformed_json",
@@ -308,6 +314,7 @@ mod tests {
         let all = [
             Late,
             DataLoss,
+            TimeOutlier,
             LineTooLong,
             InvalidUtf8,
             MalformedJson,

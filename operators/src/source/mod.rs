@@ -23,8 +23,11 @@
 //! by open windows and in-flight batches, never by input size. Work per activation is
 //! bounded by a record budget; the operator reschedules itself.
 
+mod clock;
 mod generated;
 mod operator;
+
+pub use clock::CONFIRM;
 
 pub use generated::GeneratedPartition;
 

@@ -11,6 +11,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
+use super::clock::{Clock, Verdict};
 use super::{now_ms, PartitionProgress, RejectRow};
 use crate::model::{Candle, Trade};
 use crate::parse::{Format, Record, RejectReason, MAX_LINE};
@@ -107,6 +108,9 @@ pub struct SourceConfig {
     pub lateness_ms: u64,
     /// Most event time the source may run ahead of the committed frontier, ms.
     pub max_lag_ms: u64,
+    /// A trade further ahead of its partition's clock than this is held until later records
+    /// confirm the jump (see [`super::clock`]), ms.
+    pub max_time_jump_ms: u64,
     /// Records read per activation before yielding.
     pub budget: usize,
     /// Read the partitions one after another, in index order, instead of side by side:
@@ -219,12 +223,8 @@ pub struct SourceStreams<'scope> {
 /// Watermark state and resume bookkeeping of one partition.
 struct Tracked<P> {
     partition: P,
-    /// Greatest event time seen (or the first record's, known up front).
-    max_seen: Option<u64>,
-    /// `(time, offset, max before)` each time the coarsened running maximum grew: the first
-    /// record with a time `≥ t` is at the offset of the first entry with time `≥ t`, and the
-    /// running maximum just before it is the entry's third field.
-    resume: VecDeque<(u64, u64, Option<u64>)>,
+    /// The partition's event-time clock, held records and resume points.
+    clock: Clock,
     reported: Option<u64>,
     /// `(time, offset)` of reports not yet known to be committed.
     unconfirmed: VecDeque<(u64, u64)>,
@@ -232,21 +232,50 @@ struct Tracked<P> {
 }
 
 impl<P: Partition> Tracked<P> {
-    fn watermark(&self, lateness: u64) -> u64 {
-        self.max_seen.map_or(0, |max| max.saturating_sub(lateness))
-    }
-
-    /// Offset and running maximum from which re-reading covers every record at or after
-    /// `frontier`.
+    /// Offset and clock from which re-reading covers every record at or after `frontier`.
     fn resume_point(&self, frontier: u64) -> (u64, Option<u64>) {
-        self.resume
-            .iter()
-            .find(|(time, _, _)| *time >= frontier)
-            .map_or(
-                (self.partition.position(), self.max_seen),
-                |&(_, offset, max)| (offset, max),
-            )
+        self.clock.resume_point(frontier, self.partition.position())
     }
+}
+
+/// Makes the `rejects` row of a record: offset, raw bytes, true length, reason, detail.
+type MakeReject<'a> = dyn Fn(u64, &[u8], usize, RejectReason, String) -> RejectRow + 'a;
+
+/// Passes on what the clock decided about a record: accepted records to the trades or
+/// candles of their time, late records and outliers to the rejects.
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    staged: &mut Staged,
+    local: &mut Tally,
+    reject: &MakeReject<'_>,
+    offset: u64,
+    record: &Record,
+    raw: &[u8],
+    full_len: usize,
+    verdict: Verdict,
+) {
+    let (reason, detail) = match verdict {
+        Verdict::Accept(time) => {
+            match record {
+                Record::Trade(trade) => {
+                    local.trades += 1;
+                    staged.trades.entry(time).or_default().push(*trade);
+                }
+                Record::Candle(candle) => {
+                    local.candles += 1;
+                    staged.candles.entry(time).or_default().push(*candle);
+                }
+                _ => {}
+            }
+            return;
+        }
+        Verdict::Late(detail) => (RejectReason::Late, detail),
+        Verdict::Outlier(detail) => (RejectReason::TimeOutlier, detail),
+    };
+    *local.rejected.entry(reason.as_str()).or_default() += 1;
+    staged
+        .rejects
+        .push(reject(offset, raw, full_len, reason, detail));
 }
 
 /// Output buffers of one activation; flushed under capabilities delayed to each time.
@@ -295,6 +324,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             windows,
             lateness_ms,
             max_lag_ms,
+            max_time_jump_ms,
             budget,
             sequential,
             resumable,
@@ -309,10 +339,10 @@ pub fn partitioned_source<'scope, P: Partition>(
         let mut caps: Option<Vec<Capability<u64>>> = Some(capabilities);
         let track = move |mut partition: P, watermark: Option<u64>| {
             let first = partition.first_time();
+            let start = first.or(watermark.map(|w| w.saturating_add(lateness_ms)));
             Tracked {
                 partition,
-                max_seen: first.or(watermark.map(|w| w + lateness_ms)),
-                resume: VecDeque::new(),
+                clock: Clock::new(lateness_ms, max_time_jump_ms, start),
                 reported: None,
                 unconfirmed: VecDeque::new(),
                 finished: false,
@@ -426,12 +456,26 @@ pub fn partitioned_source<'scope, P: Partition>(
                     continue;
                 }
                 let index = part.partition.index();
+                let reject = |offset: u64,
+                              raw: &[u8],
+                              full_len: usize,
+                              reason: RejectReason,
+                              detail: String| RejectRow {
+                    source: name.clone(),
+                    partition: index,
+                    offset,
+                    received_ms: now,
+                    reason: reason.as_str().to_owned(),
+                    detail: if full_len > raw.len() {
+                        format!("{detail} (raw cut to {} of {full_len} bytes)", raw.len())
+                    } else {
+                        detail
+                    },
+                    raw: raw.to_vec(),
+                };
                 let status = {
                     let Tracked {
-                        partition,
-                        max_seen,
-                        resume,
-                        ..
+                        partition, clock, ..
                     } = part;
                     let mut ingest = |item: Item<'_>| {
                         local.records += 1;
@@ -443,16 +487,18 @@ pub fn partitioned_source<'scope, P: Partition>(
                             } => {
                                 let reason = RejectReason::DataLoss;
                                 *local.rejected.entry(reason.as_str()).or_default() += 1;
+                                let lost = if end > offset {
+                                    format!("offsets {offset}..{end} ({} records)", end - offset)
+                                } else {
+                                    format!("an unknown number of records from offset {offset} on")
+                                };
                                 staged.rejects.push(RejectRow {
                                     source: name.clone(),
                                     partition: index,
                                     offset,
                                     received_ms: now,
                                     reason: reason.as_str().to_owned(),
-                                    detail: format!(
-                                        "offsets {offset}..{end} ({} records) were lost: {detail}",
-                                        end.saturating_sub(offset)
-                                    ),
+                                    detail: format!("{lost} were lost: {detail}"),
                                     raw: Vec::new(),
                                 });
                                 return;
@@ -473,22 +519,9 @@ pub fn partitioned_source<'scope, P: Partition>(
                                 (offset, record, bytes, full_len)
                             }
                         };
-                        let reject = |reason: RejectReason, detail: String| RejectRow {
-                            source: name.clone(),
-                            partition: index,
-                            offset,
-                            received_ms: now,
-                            reason: reason.as_str().to_owned(),
-                            detail: if full_len > raw.len() {
-                                format!("{detail} (raw cut to {} of {full_len} bytes)", raw.len())
-                            } else {
-                                detail
-                            },
-                            raw: raw.to_vec(),
-                        };
-                        let event_time = match &record {
-                            Ok(Record::Trade(trade)) => trade.time_ms,
-                            Ok(Record::Candle(candle)) => candle.start_ms,
+                        let (record, event_time) = match record {
+                            Ok(Record::Trade(trade)) => (Record::Trade(trade), trade.time_ms),
+                            Ok(Record::Candle(candle)) => (Record::Candle(candle), candle.start_ms),
                             Ok(Record::Skipped(kind)) => {
                                 local.skip(kind.as_str(), 1);
                                 return;
@@ -496,46 +529,38 @@ pub fn partitioned_source<'scope, P: Partition>(
                             Ok(Record::Blank) | Ok(Record::Header) => return,
                             Err(reason) => {
                                 *local.rejected.entry(reason.as_str()).or_default() += 1;
-                                staged.rejects.push(reject(*reason, reason.to_string()));
+                                staged.rejects.push(reject(
+                                    offset,
+                                    raw,
+                                    full_len,
+                                    reason,
+                                    reason.to_string(),
+                                ));
                                 return;
                             }
                         };
-                        let max_before = *max_seen;
-                        let max = max_seen.get_or_insert(event_time);
-                        // Behind the partition's watermark, or (for a partition that was idle
-                        // while the others moved on) behind what the source has promised.
-                        if event_time < max.saturating_sub(lateness_ms)
-                            || windows.coarsen(event_time) < held_time
-                        {
-                            *local
-                                .rejected
-                                .entry(RejectReason::Late.as_str())
-                                .or_default() += 1;
-                            let detail = format!(
-                                "event time {event_time} is before the watermark {}",
-                                max.saturating_sub(lateness_ms).max(held_time)
-                            );
-                            staged.rejects.push(reject(RejectReason::Late, detail));
-                            return;
-                        }
-                        let time = windows.coarsen(event_time);
-                        if event_time > *max || resume.is_empty() {
-                            *max = (*max).max(event_time);
-                            if resume.back().is_none_or(|&(t, _, _)| t < time) {
-                                resume.push_back((time, offset, max_before));
-                            }
-                        }
-                        match record {
-                            Ok(Record::Trade(trade)) => {
-                                local.trades += 1;
-                                staged.trades.entry(time).or_default().push(trade);
-                            }
-                            Ok(Record::Candle(candle)) => {
-                                local.candles += 1;
-                                staged.candles.entry(time).or_default().push(candle);
-                            }
-                            _ => {}
-                        }
+                        clock.observe(
+                            &windows,
+                            held_time,
+                            now,
+                            offset,
+                            record,
+                            event_time,
+                            raw,
+                            full_len,
+                            &mut |offset, record, raw, full_len, verdict| {
+                                deliver(
+                                    &mut staged,
+                                    &mut local,
+                                    &reject,
+                                    offset,
+                                    record,
+                                    raw,
+                                    full_len,
+                                    verdict,
+                                );
+                            },
+                        );
                     };
                     partition.poll(budget, &mut ingest)
                 };
@@ -548,6 +573,25 @@ pub fn partitioned_source<'scope, P: Partition>(
                         part.finished = true;
                         local.errors.extend(part.partition.error());
                     }
+                }
+                // Nothing more will come soon to decide on held records: decide now.
+                if part.finished || part.partition.idle() {
+                    part.clock.settle(
+                        &windows,
+                        held_time,
+                        &mut |offset, record, raw, full_len, verdict| {
+                            deliver(
+                                &mut staged,
+                                &mut local,
+                                &reject,
+                                offset,
+                                record,
+                                raw,
+                                full_len,
+                                verdict,
+                            );
+                        },
+                    );
                 }
             }
             next_part = next_part.wrapping_add(1);
@@ -577,13 +621,13 @@ pub fn partitioned_source<'scope, P: Partition>(
                 .iter()
                 .filter(|p| !p.finished)
                 .map(|p| {
-                    let own = p.watermark(lateness_ms);
+                    let own = p.clock.watermark();
                     let own =
                         match (p.partition.idle(), p.partition.idle_follows_wall_clock()) {
                             (false, _) => own,
                             (true, true) => own.max(wall),
                             // Past the end of the shortest window holding its last record.
-                            (true, false) => own.max(p.max_seen.map_or(0, |m| {
+                            (true, false) => own.max(p.clock.max_seen.map_or(0, |m| {
                                 windows.coarsen(m).saturating_add(windows.granule())
                             })),
                         };
@@ -597,13 +641,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             for part in parts.iter_mut() {
                 let frontier = low.unwrap_or(u64::MAX);
                 // Entries before the capability can never be asked for again.
-                while part
-                    .resume
-                    .front()
-                    .is_some_and(|&(t, _, _)| t < frontier.min(*held[0].time()))
-                {
-                    part.resume.pop_front();
-                }
+                part.clock.prune(frontier.min(*held[0].time()));
                 // Also for a finished partition: windows still open may hold its records, and
                 // a resumed run must read them again to complete those windows.
                 let (offset, max_event_ms) = part.resume_point(frontier);
