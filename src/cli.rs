@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once at start; boxing buys nothing.
 pub enum Command {
     /// Run the engine (the default).
     Run(RunArgs),
