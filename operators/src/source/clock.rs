@@ -184,12 +184,7 @@ impl Clock {
 
     /// Decides every held record at the end of the partition or when it goes idle: released
     /// if no record at the old clock followed it, rejected otherwise.
-    pub(crate) fn settle(
-        &mut self,
-        windows: &Windows,
-        floor: u64,
-        emit: &mut Emit<'_>,
-    ) {
+    pub(crate) fn settle(&mut self, windows: &Windows, floor: u64, emit: &mut Emit<'_>) {
         let refuted: Vec<Held> = {
             let (keep, refuted): (VecDeque<Held>, VecDeque<Held>) = std::mem::take(&mut self.held)
                 .into_iter()
@@ -295,6 +290,206 @@ impl Clock {
             (Some(entry), _) => entry,
             (None, Some(episode)) => episode,
             (None, None) => (position, self.max_seen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::{Fixed, Symbol, Trade};
+
+    const LATENESS: u64 = 2_000;
+    const JUMP: u64 = 600_000;
+    const NOW: u64 = 2_000_000_000_000;
+
+    fn trade(time_ms: u64) -> Record {
+        Record::Trade(Trade {
+            symbol: Symbol::new("X").expect("short"),
+            id: time_ms,
+            price: Fixed(1),
+            qty: Fixed(1),
+            time_ms,
+            buyer_maker: false,
+            buyer: None,
+            seller: None,
+        })
+    }
+
+    /// Runs `times` (offset = index) through a clock starting at `start`; returns the
+    /// verdicts by offset and the clock.
+    fn judge(times: &[u64], from: usize, start: Option<u64>) -> (Vec<(u64, Verdict)>, Clock) {
+        let windows = Windows::new(vec![1_000]).expect("windows");
+        let mut clock = Clock::new(LATENESS, JUMP, start);
+        let mut out = Vec::new();
+        for (offset, &time) in times.iter().enumerate().skip(from) {
+            let mut emit = |offset: u64, _: &Record, _: &[u8], _: usize, v: Verdict| {
+                out.push((offset, v));
+            };
+            clock.observe(
+                &windows,
+                0,
+                NOW,
+                offset as u64,
+                trade(time),
+                time,
+                b"",
+                0,
+                &mut emit,
+            );
+        }
+        let mut emit = |offset: u64, _: &Record, _: &[u8], _: usize, v: Verdict| {
+            out.push((offset, v));
+        };
+        clock.settle(&windows, 0, &mut emit);
+        out.sort_by_key(|(offset, _)| *offset);
+        (out, clock)
+    }
+
+    fn kinds(verdicts: &[(u64, Verdict)]) -> Vec<(u64, &'static str)> {
+        verdicts
+            .iter()
+            .map(|(o, v)| {
+                let kind = match v {
+                    Verdict::Accept(_) => "accept",
+                    Verdict::Late(_) => "late",
+                    Verdict::Outlier(_) => "outlier",
+                };
+                (*o, kind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_outlier_is_rejected_and_moves_nothing() {
+        let base = 1_700_000_000_000;
+        let mut times: Vec<u64> = (0..10).map(|i| base + i * 100).collect();
+        times[4] = base + 11 * 86_400_000;
+        let (verdicts, clock) = judge(&times, 0, Some(base));
+        let outliers: Vec<u64> = kinds(&verdicts)
+            .into_iter()
+            .filter(|(_, k)| *k == "outlier")
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(outliers, vec![4]);
+        assert!(verdicts
+            .iter()
+            .all(|(o, v)| *o == 4 || matches!(v, Verdict::Accept(_))));
+        assert_eq!(clock.max_seen, Some(base + 900));
+    }
+
+    #[test]
+    fn a_confirmed_jump_moves_the_clock_and_a_late_straggler_stays_accepted() {
+        let base = 1_700_000_000_000;
+        let later = base + 7_200_000;
+        // The jump, a straggler at the old clock, then two more at the new one.
+        let times = [
+            base,
+            base + 10,
+            later,
+            base + 20,
+            later + 5,
+            later + 9,
+            later + 12,
+        ];
+        let (verdicts, clock) = judge(&times, 0, Some(base));
+        assert!(
+            verdicts
+                .iter()
+                .all(|(_, v)| matches!(v, Verdict::Accept(_))),
+            "{verdicts:?}"
+        );
+        assert_eq!(clock.max_seen, Some(later + 12));
+    }
+
+    #[test]
+    fn the_wall_clock_bounds_event_time() {
+        let (verdicts, _) = judge(&[NOW - 1, NOW + JUMP + 1, NOW + JUMP], 0, None);
+        assert_eq!(
+            kinds(&verdicts),
+            vec![(0, "accept"), (1, "outlier"), (2, "accept")]
+        );
+    }
+
+    fn market() -> impl Strategy<Value = Vec<u64>> {
+        let base = 1_700_000_000_000u64;
+        // Mostly ordered with small disorder, some late records, some far-ahead outliers,
+        // and real jumps of the clock.
+        prop::collection::vec(
+            prop_oneof![
+                20 => (0u64..3_000).prop_map(|d| (0u64, d)),
+                2 => (0u64..10_000).prop_map(|d| (1, d)),
+                2 => (1u64..30).prop_map(|d| (2, d * 86_400_000)),
+                1 => (1u64..5).prop_map(|d| (3, d * 3_600_000)),
+            ],
+            1..150,
+        )
+        .prop_map(move |steps| {
+            let mut now = base;
+            steps
+                .into_iter()
+                .map(|(kind, d)| match kind {
+                    0 => {
+                        now += d / 10;
+                        now - d.min(now - base) / 3
+                    }
+                    1 => now.saturating_sub(d),
+                    2 => now + d,
+                    _ => {
+                        now += d;
+                        now
+                    }
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// The restart guarantee: re-reading from the resume point given for any frontier,
+        /// with the clock stored there, decides every record from there on as the
+        /// uninterrupted run did.
+        #[test]
+        fn resuming_anywhere_decides_everything_again_the_same_way(
+            times in market(),
+            cut in any::<prop::sample::Index>(),
+            back in 0u64..5_000,
+        ) {
+            let start = times.first().copied();
+            let (all, _) = judge(&times, 0, start);
+            // The state after reading a prefix, asked where to resume for a frontier at or
+            // below its watermark (the sink only asks for frontiers it has reached).
+            let upto = cut.index(times.len() + 1);
+            let mut partial = Clock::new(LATENESS, JUMP, start);
+            let windows = Windows::new(vec![1_000]).expect("windows");
+            let mut decided = std::collections::BTreeSet::new();
+            for (offset, &time) in times[..upto].iter().enumerate() {
+                partial.observe(&windows, 0, NOW, offset as u64, trade(time), time, b"", 0,
+                    &mut |o, _, _, _, _| { decided.insert(o); });
+            }
+            let frontier = windows.coarsen(partial.watermark().saturating_sub(back));
+            let (restart, clock) = partial.resume_point(frontier, upto as u64);
+            // Nothing read but undecided (held) may be skipped by the restart.
+            let undecided = (0..upto as u64).find(|o| !decided.contains(o));
+            prop_assert!(undecided.is_none_or(|o| restart <= o), "{:?} {}", undecided, restart);
+            let (again, _) = judge(&times, restart as usize, clock);
+            let expected: Vec<(u64, Verdict)> = all
+                .into_iter()
+                .filter(|(o, _)| *o >= restart)
+                .collect();
+            // What a resumed run must decide again as before: every record at or after the
+            // frontier (earlier ones belong to committed windows, filtered by the sink) and
+            // every record whose decision had not been made.
+            let relevant = |v: &[(u64, Verdict)]| -> Vec<(u64, Verdict)> {
+                v.iter()
+                    .filter(|(o, _)| times[*o as usize] >= frontier || !decided.contains(o))
+                    .cloned()
+                    .collect()
+            };
+            prop_assert_eq!(relevant(&again), relevant(&expected));
         }
     }
 }
