@@ -225,12 +225,17 @@ mod tests {
         // Three trades at price = quantity = i64::MAX units: values computed by hand
         // (92233720368.54775807² · 3, exactly).
         let max = "92233720368.54775807";
-        let trades: Vec<Trade> = (1..=3).map(|id| trade("BTCUSDT", id, max, max, 7)).collect();
+        let trades: Vec<Trade> = (1..=3)
+            .map(|id| trade("BTCUSDT", id, max, max, 7))
+            .collect();
         let c = &candles(&trades, &[1_000])[0];
         assert_eq!(c.quote_volume, "25521177519070384754219.0723352697503747");
         assert_eq!(c.volume, "276701161105.64327421");
         assert_eq!(c.vwap.as_deref(), Some(max));
-        assert_eq!((c.open.as_str(), c.high.as_str(), c.low.as_str()), (max, max, max));
+        assert_eq!(
+            (c.open.as_str(), c.high.as_str(), c.low.as_str()),
+            (max, max, max)
+        );
         // The smallest unit: 10^-8 · 10^-8 = 10^-16.
         let tiny = candles(&[trade("A", 1, "0.00000001", "0.00000001", 0)], &[1]);
         assert_eq!(tiny[0].quote_volume, "0.0000000000000001");

@@ -191,7 +191,9 @@ mod tests {
         assert_eq!(units("0.123456789"), Err(Inexact::Fraction));
         assert_eq!(units("1e-99999999999999999999"), Err(Inexact::Fraction));
         assert_eq!(units("1e99999999999999999999"), Err(Inexact::Huge));
-        for bad in ["", "-", ".", "e5", "1e", "1e+", "1.2.3", "12a", " 1", "NaN", "--1", "1e5e5"] {
+        for bad in [
+            "", "-", ".", "e5", "1e", "1e+", "1.2.3", "12a", " 1", "NaN", "--1", "1e5e5",
+        ] {
             assert_eq!(Written::parse(bad), None, "{bad:?}");
         }
     }

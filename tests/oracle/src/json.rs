@@ -77,7 +77,7 @@ const WRAPPER_KEYS: [&str; 2] = ["stream", "data"];
 
 /// Where an object's known keys are: `None` when one of them occurs twice, or when a key
 /// cannot be decoded (a `\u` escape of a lone surrogate has no UTF-8 form).
-fn known_fields<'a>(members: &'a Members, top: bool) -> Option<BTreeMap<String, &'a RawValue>> {
+fn known_fields(members: &Members, top: bool) -> Option<BTreeMap<String, &RawValue>> {
     let mut fields = BTreeMap::new();
     for (key, value) in &members.0 {
         let key: String = serde_json::from_str(key.get()).ok()?;
@@ -91,22 +91,32 @@ fn known_fields<'a>(members: &'a Members, top: bool) -> Option<BTreeMap<String, 
 }
 
 /// How deeply objects and arrays nest in `text` (valid JSON), by counting brackets outside
-/// strings.
-fn depth(text: &str) -> usize {
+/// strings, and whether every string literal in it decodes to Unicode text (serde_json
+/// refuses a `\u` escape of a lone surrogate when it decodes a string, but not when it only
+/// checks the grammar of a value it skips).
+fn depth_and_text(text: &str) -> (usize, bool) {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for b in text.bytes() {
-        if in_string {
+    let mut string_start = None;
+    let mut escaped = false;
+    let mut all_text = true;
+    for (at, b) in text.bytes().enumerate() {
+        if let Some(start) = string_start {
             match (escaped, b) {
                 (true, _) => escaped = false,
                 (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+                (false, b'"') => {
+                    let literal = &text[start..=at];
+                    if literal.contains("\\u") && serde_json::from_str::<String>(literal).is_err() {
+                        all_text = false;
+                    }
+                    string_start = None;
+                }
                 _ => {}
             }
             continue;
         }
         match b {
-            b'"' => in_string = true,
+            b'"' => string_start = Some(at),
             b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -115,14 +125,16 @@ fn depth(text: &str) -> usize {
             _ => {}
         }
     }
-    deepest
+    (deepest, all_text)
 }
 
 /// The trade a line holds, or `None` when it is not a trade (malformed, another event type,
 /// or a trade with a missing or invalid field).
 ///
 /// The rules: after one optional leading byte order mark, the line is UTF-8 and one JSON
-/// object (surrounding JSON whitespace allowed) nesting at most [`MAX_DEPTH`] deep. The object
+/// object (surrounding JSON whitespace allowed) nesting at most [`MAX_DEPTH`] deep, whose
+/// strings are all Unicode text (a `\u` escape of a lone surrogate anywhere, even in a field
+/// that is ignored, is refused like invalid UTF-8 bytes). The object
 /// holding the fields is the line's object, or, when that has `"data"` and no `"e"`, the
 /// `"data"` value, which must then be an object. There, `"e"` is the string `"trade"`; `"s"`
 /// a [`name`]; `"t"` a JSON integer `≥ 0` below `2^64`; `"p"` and `"q"` [`decimal`]s; `"T"` a
@@ -134,7 +146,8 @@ pub fn trade_line(line: &[u8]) -> Option<JsonTrade> {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let text = std::str::from_utf8(line).ok()?;
     let top: Members = serde_json::from_str(text).ok()?;
-    if depth(text) > MAX_DEPTH {
+    let (depth, all_text) = depth_and_text(text);
+    if depth > MAX_DEPTH || !all_text {
         return None;
     }
     let top = known_fields(&top, true)?;
@@ -326,7 +339,10 @@ mod tests {
             with(r#""s":"BTCUSDT""#, r#""s":"BTC\u0055SDT""#),
             with(r#""e":"trade""#, r#""\u0065":"tr\u0061de""#),
             with("1700000000123,", "1700000000123999,"),
-            with(r#""b":88"#, r#""b":[[[{"\ud800":1e400}]]],"E":1,"E":2"#),
+            with(
+                r#""b":88"#,
+                r#""b":[[[{"\ud83d\ude00":1e400}]]],"E":1,"E":2"#,
+            ),
             // A trade that carries a "data" field stays a trade.
             with(r#""b":88"#, r#""data":[1]"#),
         ] {
@@ -375,6 +391,8 @@ mod tests {
             with(r#""m":true"#, r#""m":true,"\u0053":" x""#),
             format!(r#"{{"stream":"btcusdt@trade","data":{SPEC_LINE},"data":{{}}}}"#),
             format!(r#"{{"stream":"btcusdt@trade","data":[{SPEC_LINE}]}}"#),
+            with(r#""b":88"#, r#""b":"\ud800""#),
+            with(r#""b":88"#, r#""b":[{"aaaaaaaaaaaaaaaaaaaa\udc00":1}]"#),
         ] {
             assert_eq!(trade_line(line.as_bytes()), None, "{line}");
         }
