@@ -519,6 +519,15 @@ fn trade_members(rng: &mut Pcg64, chaos: u32) -> Vec<(String, String)> {
             any_value(rng, 1),
         ));
     }
+    if members.len() >= 2 && rng.random_ratio(chaos, 6) {
+        // Two values swapped: a price where the symbol goes, a time where the id goes...
+        let (a, b) = (
+            rng.random_range(0..members.len()),
+            rng.random_range(0..members.len()),
+        );
+        let value = members[a].1.clone();
+        members[a].1 = std::mem::replace(&mut members[b].1, value);
+    }
     if rng.random_ratio(chaos + 1, 30) {
         // A key twice, with the same or another value.
         let (key, value) = members.choose(rng).cloned().unwrap_or_default();
@@ -564,6 +573,13 @@ fn near_valid_line(rng: &mut Pcg64, chaos: u32) -> Vec<u8> {
             object(&members, rng)
         }
         _ => inner,
+    };
+    let line = match rng.random_range(0..60) {
+        // Not an object at the top.
+        0 => format!("[{line}]"),
+        1 => json_string(&line, rng),
+        2 => format!("{line},{line}"),
+        _ => line,
     };
     let mut line = format!("{}{line}{}", ws(rng), ws(rng)).into_bytes();
     if rng.random_ratio(1, 30) {
