@@ -691,6 +691,12 @@ fn known_edges_agree() {
     let spec = r#"{"e":"trade","E":1700000000125,"s":"BTCUSDT","t":123456,"p":"43250.10","q":"0.00210","b":88,"a":50,"T":1700000000123,"m":true}"#;
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     for line in [
+        // Accepted as a trade before lone surrogates were refused in keys of every length.
+        r#"{"\u0074":2,"p":"6","\u006d":false,"aaaaaaaaaaaaaaaaa\ud800":{"":false},"":true,"\u0065":"trade","\u0071":"2","\u0073":"D","T":2}"#.to_string(),
+        // Exact values that tickflow's decimal reader refuses for their spelling.
+        spec.replace("\"43250.10\"", "922337203685477580.7e-7"),
+        spec.replace("43250.10", "0.000000001e1"),
+        spec.replace("43250.10", "1e0002"),
         spec.to_string(),
         spec.replace("\"b\":88", &format!("\"b\":{}", deep(127))),
         spec.replace("\"b\":88", &format!("\"b\":{}", deep(128))),
