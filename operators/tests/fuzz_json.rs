@@ -421,7 +421,8 @@ const LONE_KEYS: [&str; 3] = [
     "aaaaaaaaaaaaaaaaaaaaaaaaaaa\\ud800",
 ];
 
-/// A key as written: plain, or with one of its characters as a `\u` escape.
+/// A key as written: plain, or with one of its characters as a `\u` escape. A key that
+/// starts with U+0001 is JSON text already (its escapes are written as they are).
 fn key_json(key: &str, rng: &mut Pcg64) -> String {
     if let Some(raw) = key.strip_prefix('\u{1}') {
         format!("\"{raw}\"")
