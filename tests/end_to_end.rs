@@ -6,50 +6,13 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::*;
-use tickflow_dataflows::reference;
-use tickflow_operators::model::{Fixed, Symbol, Trade};
-
-/// Parses generated JSON lines with serde_json (not tickflow's parser) into trades.
-fn reference_trades(text: &str) -> Vec<Trade> {
-    text.lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
-            let decimal = |key: &str| {
-                Fixed::parse(v[key].as_str().expect("decimal string").as_bytes()).expect("decimal")
-            };
-            Trade {
-                symbol: Symbol::new(v["s"].as_str().expect("symbol")).expect("short"),
-                id: v["t"].as_u64().expect("id"),
-                price: decimal("p"),
-                qty: decimal("q"),
-                time_ms: v["T"].as_u64().expect("time"),
-                buyer_maker: v["m"].as_bool().expect("m"),
-                buyer: None,
-                seller: None,
-            }
-        })
-        .collect()
-}
-
-fn render(candles: Vec<tickflow_operators::model::Candle>) -> Vec<Vec<String>> {
-    let opt = |o: Option<String>| o.unwrap_or_else(|| "NULL".into());
-    let mut rows: Vec<Vec<String>> = candles
-        .into_iter()
-        .map(|c| {
-            vec![
-                c.symbol.to_string(),
-                c.window_ms.to_string(),
-                c.start_ms.to_string(),
-                c.open.to_string(),
-                c.high.to_string(),
-                c.low.to_string(),
-                c.close.to_string(),
-                c.volume.to_string(),
-                opt(c.quote_volume.map(|q| q.to_string())),
-                opt(c.vwap.map(|v| v.to_string())),
-                opt(c.trades.map(|t| t.to_string())),
-            ]
-        })
+/// The candles of generated JSON lines by the oracle (serde_json and big integers, not
+/// tickflow's parser or arithmetic), as rows of text like the sink's.
+fn oracle_candles(text: &str, window_sizes: &[u64]) -> Vec<Vec<String>> {
+    let trades = tickflow_oracle::trades_from_json_lines(text).expect("valid trade lines");
+    let mut rows: Vec<Vec<String>> = tickflow_oracle::candles(&trades, window_sizes)
+        .iter()
+        .map(tickflow_oracle::Candle::row)
         .collect();
     rows.sort();
     rows
@@ -104,10 +67,7 @@ fn candles_are_identical_on_one_two_workers_and_two_processes() {
 
     // And all of them equal the definition, computed from an independent parse.
     let text = std::fs::read_to_string(&file).expect("read");
-    let expected = render(reference::candles(
-        &reference_trades(&text),
-        &[1_000, 60_000, 300_000],
-    ));
+    let expected = oracle_candles(&text, &[1_000, 60_000, 300_000]);
     let mut got = one;
     got.sort();
     assert_eq!(got, expected);

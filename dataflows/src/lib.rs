@@ -5,6 +5,5 @@
 //! binary), so each can be tested against a sequential reference with timely alone.
 
 pub mod candles;
-pub mod reference;
 
 pub use candles::candles;

@@ -1,11 +1,13 @@
-//! The candle dataflow against the sequential reference, on random inputs, on 1 and 4
-//! workers: random disorder within the allowed lateness, ties in time, several symbols.
+//! The candle dataflow against the independent oracle (tickflow-oracle: decimal strings and
+//! big integers), on random inputs, on 1 and 4 workers: random disorder within the allowed
+//! lateness, ties in time, several symbols, duplicates, conflicting copies of one trade, and
+//! prices and quantities up to the largest value held.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use proptest::prelude::*;
-use tickflow_dataflows::{candles, reference};
+use tickflow_dataflows::candles;
 use tickflow_operators::model::{Candle, Fixed, Symbol, Trade};
 use tickflow_operators::window::Windows;
 use timely::container::CapacityContainerBuilder;
@@ -67,42 +69,125 @@ fn run_dataflow(trades: Vec<Trade>, sizes: Vec<u64>, workers: usize) -> Vec<Cand
     rows
 }
 
-/// Trades of a few symbols with event times that tie often, in an arrival order that is
+/// Prices and quantities in units of `10^-8`: mostly everyday values, some at the top of the
+/// range (up to `i64::MAX` units, 92233720368.54775807), where sums outgrow 128 bits.
+fn units() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        6 => 1i64..50_000_000,
+        1 => (i64::MAX - 1_000)..=i64::MAX,
+        1 => 1i64..=i64::MAX,
+    ]
+}
+
+/// What follows a trade in the input, besides itself: nothing, or a second copy, arriving with
+/// its own delay, that is exact, has another price, or has another quantity.
+#[derive(Clone, Copy, Debug)]
+enum Again {
+    Same,
+    OtherPrice(i64),
+    OtherQty(i64),
+}
+
+fn copy() -> impl Strategy<Value = Option<(Again, u64)>> {
+    let kind = prop_oneof![
+        Just(Again::Same),
+        units().prop_map(Again::OtherPrice),
+        units().prop_map(Again::OtherQty),
+    ];
+    prop_oneof![6 => Just(None), 1 => (kind, 0u64..LATENESS).prop_map(Some)]
+}
+
+/// Trades of a few symbols with event times that tie often, some of them twice (exact
+/// duplicates and conflicting copies: same symbol, id and time), in an arrival order that is
 /// disordered by less than the lateness.
 fn market() -> impl Strategy<Value = Vec<Trade>> {
-    let trade = (
-        0usize..3,
-        0u64..6,
-        1i64..2_000_000,
-        1i64..50_000_000,
-        0u64..LATENESS,
-    );
+    let trade = (0usize..3, 0u64..6, units(), units(), 0u64..LATENESS, copy());
     prop::collection::vec(trade, 1..300).prop_map(|rows| {
         let symbols = ["BTCUSDT", "ETHUSDT", "DOGEUSDT"].map(|s| Symbol::new(s).expect("short"));
         let mut time = 1_700_000_000_000u64;
         let mut ids = [0u64; 3];
-        let mut arrivals: Vec<(u64, usize, Trade)> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(seq, (symbol, step, price, qty, delay))| {
-                time += step;
-                ids[symbol] += 1;
-                let trade = Trade {
-                    symbol: symbols[symbol],
-                    id: ids[symbol],
-                    price: Fixed(price),
-                    qty: Fixed(qty),
-                    time_ms: time,
-                    buyer_maker: seq % 2 == 0,
-                    buyer: None,
-                    seller: None,
+        let mut arrivals: Vec<(u64, usize, Trade)> = Vec::new();
+        for (seq, (symbol, step, price, qty, delay, copy)) in rows.into_iter().enumerate() {
+            time += step;
+            ids[symbol] += 1;
+            let trade = Trade {
+                symbol: symbols[symbol],
+                id: ids[symbol],
+                price: Fixed(price),
+                qty: Fixed(qty),
+                time_ms: time,
+                buyer_maker: seq % 2 == 0,
+                buyer: None,
+                seller: None,
+            };
+            arrivals.push((time + delay, 2 * seq, trade));
+            if let Some((kind, delay)) = copy {
+                let copy = match kind {
+                    Again::Same => trade,
+                    Again::OtherPrice(price) => Trade {
+                        price: Fixed(price),
+                        ..trade
+                    },
+                    Again::OtherQty(qty) => Trade {
+                        qty: Fixed(qty),
+                        ..trade
+                    },
                 };
-                (time + delay, seq, trade)
-            })
-            .collect();
+                arrivals.push((time + delay, 2 * seq + 1, copy));
+            }
+        }
         arrivals.sort_by_key(|&(arrival, seq, _)| (arrival, seq));
         arrivals.into_iter().map(|(_, _, trade)| trade).collect()
     })
+}
+
+/// The oracle's candles of `trades`, as rows of text. The trades reach the oracle as
+/// decimal strings: it never sees tickflow's fixed-point values.
+fn oracle(trades: &[Trade], sizes: &[u64]) -> Vec<Vec<String>> {
+    let trades: Vec<tickflow_oracle::Trade> = trades
+        .iter()
+        .map(|t| {
+            tickflow_oracle::Trade::new(
+                t.symbol.as_str(),
+                t.id,
+                &t.price.to_string(),
+                &t.qty.to_string(),
+                t.time_ms,
+            )
+            .expect("a valid trade")
+        })
+        .collect();
+    let mut rows: Vec<Vec<String>> = tickflow_oracle::candles(&trades, sizes)
+        .iter()
+        .map(tickflow_oracle::Candle::row)
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The dataflow's candles as rows of text, in the oracle's column order.
+fn rows(candles: &[Candle]) -> Vec<Vec<String>> {
+    let null = || "NULL".to_string();
+    let mut rows: Vec<Vec<String>> = candles
+        .iter()
+        .map(|c| {
+            vec![
+                c.symbol.to_string(),
+                c.window_ms.to_string(),
+                c.start_ms.to_string(),
+                c.open.to_string(),
+                c.high.to_string(),
+                c.low.to_string(),
+                c.close.to_string(),
+                c.volume.to_string(),
+                c.quote_volume.map_or_else(null, |q| q.to_string()),
+                c.vwap.map_or_else(null, |v| v.to_string()),
+                c.trades.map_or_else(null, |t| t.to_string()),
+            ]
+        })
+        .collect();
+    rows.sort();
+    rows
 }
 
 fn window_sizes() -> impl Strategy<Value = Vec<u64>> {
@@ -113,13 +198,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn candles_match_the_reference_on_one_and_four_workers(
+    fn candles_match_the_oracle_on_one_and_four_workers(
         trades in market(),
         sizes in window_sizes(),
     ) {
-        let expected = reference::candles(&trades, &sizes);
-        prop_assert_eq!(&run_dataflow(trades.clone(), sizes.clone(), 1), &expected);
-        prop_assert_eq!(&run_dataflow(trades, sizes, 4), &expected);
+        let expected = oracle(&trades, &sizes);
+        prop_assert_eq!(&rows(&run_dataflow(trades.clone(), sizes.clone(), 1)), &expected);
+        prop_assert_eq!(&rows(&run_dataflow(trades, sizes, 4)), &expected);
     }
 }
 

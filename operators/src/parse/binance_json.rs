@@ -201,13 +201,22 @@ impl<'a> Scanner<'a> {
                     escaped = true;
                     match *self.buf.get(i + 1).ok_or(MalformedJson)? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                        b'u' => {
-                            let hex = self.buf.get(i + 2..i + 6).ok_or(MalformedJson)?;
-                            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                                return Err(MalformedJson);
+                        // A lone surrogate is refused wherever it is, known field or not,
+                        // like invalid UTF-8 bytes: the line is not Unicode text.
+                        b'u' => match hex4(self.buf.get(i + 2..i + 6))? {
+                            0xD800..=0xDBFF => {
+                                if self.buf.get(i + 6..i + 8) != Some(b"\\u") {
+                                    return Err(InvalidUtf8);
+                                }
+                                let low = hex4(self.buf.get(i + 8..i + 12))?;
+                                if !(0xDC00..=0xDFFF).contains(&low) {
+                                    return Err(InvalidUtf8);
+                                }
+                                i += 12;
                             }
-                            i += 6;
-                        }
+                            0xDC00..=0xDFFF => return Err(InvalidUtf8),
+                            _ => i += 6,
+                        },
                         _ => return Err(MalformedJson),
                     }
                 }
@@ -809,6 +818,25 @@ mod tests {
         let line = SPEC_LINE
             .replace(r#""BTCUSDT""#, r#""BTC\u0055SDT""#)
             .replace(r#""trade""#, r#""\u0074rade""#);
+        assert_eq!(trade_of(&line), spec_trade());
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_wherever_they_are() {
+        // Like invalid UTF-8 bytes, in a skipped field too, and in a key of any length.
+        for (from, to) in [
+            (r#""b":88"#, r#""b":"\ud800""#),
+            (r#""b":88"#, r#""b":["x\udc00y"]"#),
+            (r#""b":88"#, r#""b":{"\udbff":1}"#),
+            (r#""b":88"#, r#""\ud83d\u0041":1"#),
+            (r#""b":88"#, r#""aaaaaaaaaaaaaaaaaaaaaaaa\ud800":1"#),
+            (r#""m":true"#, r#""m":true,"data":{"\ud800":1}"#),
+        ] {
+            let line = SPEC_LINE.replacen(from, to, 1);
+            assert_eq!(parse_str(&line), Err(InvalidUtf8), "{line}");
+        }
+        // A pair is one character, in either case of hex digit.
+        let line = SPEC_LINE.replacen(r#""b":88"#, r#""b":"\uD83D\uDE00","\ud83d\ude00":1"#, 1);
         assert_eq!(trade_of(&line), spec_trade());
     }
 
