@@ -408,6 +408,8 @@ fn merge_candle(earlier: &Candle, later: &Candle) -> Result<Option<Candle>, Stri
                 later.start_ms
             )
         })?;
+    // Both rows are sums of tickflow's own trades and together count fewer than 2^63, so
+    // the sums cannot wrap (see `Volume` and `QuoteVolume`).
     let mut volume = earlier.volume;
     volume += later.volume;
     let mut quote_volume = earlier_quote;
