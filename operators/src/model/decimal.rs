@@ -129,6 +129,56 @@ impl Fixed {
     }
 }
 
+/// Splits `[+-]digits[.digits]` (no exponent) into its sign, integer digits and fractional
+/// digits, with the fractional digits beyond `digits` checked to be zeros and dropped.
+fn split_plain(text: &[u8], digits: u32) -> Result<(bool, &[u8], &[u8]), DecimalError> {
+    let (negative, body) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (int, frac) = match body.iter().position(|&b| b == b'.') {
+        Some(dot) => (&body[..dot], &body[dot + 1..]),
+        None => (body, &body[body.len()..]),
+    };
+    if int.len() + frac.len() == 0
+        || !int.iter().all(u8::is_ascii_digit)
+        || !frac.iter().all(u8::is_ascii_digit)
+    {
+        return Err(DecimalError::Syntax);
+    }
+    let kept = frac.len().min(digits as usize);
+    if frac[kept..].iter().any(|&d| d != b'0') {
+        return Err(DecimalError::Precision);
+    }
+    Ok((negative, int, &frac[..kept]))
+}
+
+/// `±(int.frac) × 10^digits` accumulated digit by digit with `step(acc, digit)` (the checked
+/// `acc·10 + digit`), then negated with `negate` if needed.
+fn scale_plain<T>(
+    text: &[u8],
+    digits: u32,
+    zero: T,
+    step: impl Fn(T, u8) -> Option<T>,
+    negate: impl Fn(T) -> Option<T>,
+) -> Result<T, DecimalError> {
+    let (negative, int, frac) = split_plain(text, digits)?;
+    let padding = digits as usize - frac.len();
+    let magnitude = int
+        .iter()
+        .chain(frac)
+        .map(|d| d - b'0')
+        .chain(std::iter::repeat_n(0, padding))
+        .try_fold(zero, step)
+        .ok_or(DecimalError::Range)?;
+    if negative {
+        negate(magnitude).ok_or(DecimalError::Range)
+    } else {
+        Ok(magnitude)
+    }
+}
+
 fn parse_exponent(text: &[u8]) -> Result<i32, DecimalError> {
     let (negative, digits) = match text.first() {
         Some(b'-') => (true, &text[1..]),
@@ -177,6 +227,28 @@ impl Volume {
     pub fn from_fixed_sum(quantities: impl IntoIterator<Item = Fixed>) -> Volume {
         Wide(quantities.into_iter().map(|q| i128::from(q.0)).sum())
     }
+
+    /// Parses `[+-]digits[.digits]` (no exponent) exactly, as [`Volume`]'s `Display` writes
+    /// it and as databases print it back (trailing fractional zeros beyond 8 digits are
+    /// accepted, any other digit beyond the 8th is [`DecimalError::Precision`]).
+    ///
+    /// ```
+    /// use tickflow_operators::model::{Volume, Wide};
+    /// assert_eq!(Volume::parse(b"276701161105.64327421"), Ok(Wide(27_670_116_110_564_327_421)));
+    /// assert_eq!(Volume::parse(b"2.500000000000"), Ok(Wide(250_000_000)));
+    /// assert!(Volume::parse(b"0.000000001").is_err());
+    /// assert!(Volume::parse(b"1e3").is_err());
+    /// ```
+    pub fn parse(text: &[u8]) -> Result<Volume, DecimalError> {
+        scale_plain(
+            text,
+            8,
+            0i128,
+            |acc, d| acc.checked_mul(10)?.checked_add(i128::from(d)),
+            i128::checked_neg,
+        )
+        .map(Wide)
+    }
 }
 
 impl<const D: u32> std::ops::AddAssign for Wide<D> {
@@ -217,6 +289,30 @@ impl QuoteVolume {
             sum += QuoteVolume::product(p, q);
         }
         sum
+    }
+
+    /// Parses `[+-]digits[.digits]` (no exponent) with up to 16 fractional digits exactly,
+    /// as `Display` writes it and as databases print it back (trailing fractional zeros
+    /// beyond 16 digits are accepted, any other digit beyond the 16th is
+    /// [`DecimalError::Precision`]).
+    ///
+    /// ```
+    /// use tickflow_operators::model::{Fixed, QuoteVolume};
+    /// let text = "25521177519070384754219.0723352697503747";
+    /// let max = Fixed(i64::MAX);
+    /// assert_eq!(QuoteVolume::parse(text.as_bytes()), Ok(QuoteVolume::sum_products([(max, max); 3])));
+    /// assert_eq!(QuoteVolume::parse(b"-0.00000003"), Ok(QuoteVolume::product(Fixed(-3), Fixed(100_000_000))));
+    /// assert!(QuoteVolume::parse(b"0.00000000000000001").is_err());
+    /// ```
+    pub fn parse(text: &[u8]) -> Result<QuoteVolume, DecimalError> {
+        scale_plain(
+            text,
+            16,
+            I256::ZERO,
+            |acc, d| acc.checked_mul(I256::from(10))?.checked_add(I256::from(d)),
+            I256::checked_neg,
+        )
+        .map(QuoteVolume)
     }
 
     /// `self / volume` as an 8-digit price, rounded half away from zero; `None` for a zero
@@ -384,6 +480,56 @@ mod tests {
             serde_json::from_slice::<QuoteVolume>(&bytes).ok(),
             Some(quote)
         );
+    }
+
+    #[test]
+    fn sums_read_back_exactly_what_they_wrote() {
+        let max = Fixed(i64::MAX);
+        for quote in [
+            QuoteVolume::ZERO,
+            QuoteVolume::product(Fixed(-3), Fixed(SCALE)),
+            QuoteVolume::product(Fixed(4_325_010_000_000), Fixed(210_000)),
+            QuoteVolume::sum_products([(max, max); 3]),
+            QuoteVolume::sum_products([(Fixed(-i64::MAX), max); 5]),
+        ] {
+            let text = quote.to_string();
+            assert_eq!(QuoteVolume::parse(text.as_bytes()), Ok(quote), "{text}");
+        }
+        for volume in [
+            0,
+            1,
+            -1,
+            210_000,
+            i128::from(i64::MAX) * 3,
+            i128::MAX,
+            -i128::MAX,
+        ] {
+            let text = Wide::<8>(volume).to_string();
+            assert_eq!(Volume::parse(text.as_bytes()), Ok(Wide(volume)), "{text}");
+        }
+        // As PostgreSQL prints NUMERIC: the scale it was given, trailing zeros included.
+        assert_eq!(Volume::parse(b"2.00"), Ok(Wide(2 * i128::from(SCALE))));
+        assert_eq!(Volume::parse(b"+.5"), Ok(Wide(i128::from(SCALE / 2))));
+        assert_eq!(
+            QuoteVolume::parse(b"1.50000000000000000000"),
+            Ok(QuoteVolume::product(Fixed(150_000_000), Fixed(SCALE)))
+        );
+        use DecimalError::*;
+        for (text, error) in [
+            ("", Syntax),
+            ("-", Syntax),
+            (".", Syntax),
+            ("1.2.3", Syntax),
+            ("1e3", Syntax),
+            (" 1", Syntax),
+            ("NaN", Syntax),
+            ("0.000000001", Precision),
+            ("1701411834604692317316873037158.84105728", Range),
+        ] {
+            assert_eq!(Volume::parse(text.as_bytes()), Err(error), "{text:?}");
+        }
+        assert_eq!(QuoteVolume::parse(b"0.00000000000000001"), Err(Precision));
+        assert_eq!(QuoteVolume::parse(b"1.5e2"), Err(Syntax));
     }
 
     #[test]

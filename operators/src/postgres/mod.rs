@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  Commit ──▶ BEGIN
-//!             COPY candles_stage FROM STDIN (binary)  ─▶ INSERT INTO candles … ON CONFLICT DO UPDATE
+//!             COPY candles_stage FROM STDIN (binary)  ─▶ [merge into earlier rows,] INSERT INTO candles … ON CONFLICT DO UPDATE
 //!             COPY rejects_stage FROM STDIN (binary)  ─▶ INSERT INTO rejects … ON CONFLICT DO NOTHING
 //!             COPY trades        FROM STDIN (binary)     (--store-trades)
 //!             upsert source_offsets, resume_frontier
@@ -12,7 +12,9 @@
 //!
 //! Same contract as the SQLite sink: each [`Commit`] is one transaction with the resume
 //! offsets that produced it, and replaying one changes nothing (upserts on the primary keys;
-//! trades are never replayed, because the sink drops those an earlier run archived). Prices
+//! trades are never replayed, because the sink drops those an earlier run archived). The
+//! candles of a source that cannot resume ([`Commit::merge_candles`]) add to the rows an
+//! earlier run wrote for their windows instead (`MERGE_CANDLES`). Prices
 //! and volumes are `NUMERIC`, sent exactly in NUMERIC's binary form ([`numeric`]).
 //!
 //! Schema: versioned migrations ([`MIGRATIONS`]) recorded in `schema_migrations`, applied at
@@ -666,6 +668,49 @@ fn copy_rows(
     Ok(())
 }
 
+/// Adds the staged candles of a source that cannot resume ([`Commit::merge_candles`]) to the
+/// rows an earlier run wrote for the same windows, and takes them out of the stage (the rest
+/// are upserted as usual). The rule is the SQLite sink's (`merge_candle` there): sums add, high
+/// is the greater, low the lesser, open stays the earlier run's, close becomes the later's,
+/// and a row or candle without quote volume or trade count (a candle file's) is replaced.
+///
+/// Exactness: sums of NUMERICs are exact, and `trim_scale` only drops trailing zeros, so they
+/// read as tickflow writes them. The VWAP is never a NUMERIC quotient (its scale is limited,
+/// and rounding it again to 8 digits could round twice): with `Q` the quote volume (scale
+/// ≤ 16) and `V` the volume (scale ≤ 8), `Q·10^8 / V` is the VWAP in units of 10^-8, and
+/// `div` and `mod` give its integer quotient (truncated) and remainder exactly; the quotient
+/// moves one unit away from zero when twice the remainder's magnitude reaches `|V|`, which
+/// is `QuoteVolume::div_volume`'s rounding, half away from zero. `FOR UPDATE` keeps the rows
+/// as read until the transaction ends.
+const MERGE_CANDLES: &str = "\
+WITH sums AS (
+    SELECT s.symbol, s.window_ms, s.start_ms,
+           c.volume + s.volume AS volume,
+           c.quote_volume + s.quote_volume AS quote_volume,
+           c.trades + s.trades AS trades
+    FROM candles_stage s JOIN candles c USING (symbol, window_ms, start_ms)
+    WHERE c.quote_volume IS NOT NULL AND c.trades IS NOT NULL
+      AND s.quote_volume IS NOT NULL AND s.trades IS NOT NULL
+    FOR UPDATE OF c
+), merged AS (
+    UPDATE candles c SET
+        high = GREATEST(c.high, s.high),
+        low = LEAST(c.low, s.low),
+        close = s.close,
+        volume = trim_scale(m.volume),
+        quote_volume = trim_scale(m.quote_volume),
+        trades = m.trades,
+        vwap = CASE WHEN m.volume = 0 THEN NULL ELSE trim_scale(0.00000001 * (
+            div(m.quote_volume * 100000000, m.volume)
+            + CASE WHEN 2 * abs(mod(m.quote_volume * 100000000, m.volume)) >= abs(m.volume)
+                   THEN sign(m.quote_volume) * sign(m.volume) ELSE 0 END)) END
+    FROM candles_stage s JOIN sums m USING (symbol, window_ms, start_ms)
+    WHERE (c.symbol, c.window_ms, c.start_ms) = (s.symbol, s.window_ms, s.start_ms)
+    RETURNING c.symbol, c.window_ms, c.start_ms
+)
+DELETE FROM candles_stage s USING merged m
+WHERE (s.symbol, s.window_ms, s.start_ms) = (m.symbol, m.window_ms, m.start_ms)";
+
 fn copy_candles(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
     if commit.candles.is_empty() {
         return Ok(());
@@ -716,6 +761,9 @@ fn copy_candles(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgre
             Ok(())
         },
     )?;
+    if commit.merge_candles {
+        tx.execute(MERGE_CANDLES, &[])?;
+    }
     tx.execute(
         "INSERT INTO candles SELECT * FROM candles_stage \
          ON CONFLICT (symbol, window_ms, start_ms) DO UPDATE SET open = excluded.open, \

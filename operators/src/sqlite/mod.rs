@@ -1,19 +1,25 @@
 //! The embedded SQLite sink (`--sink sqlite:PATH`, the default).
 //!
 //! ```text
-//!  Commit ──▶ BEGIN; upsert candles; insert rejects; upsert source_offsets; COMMIT
+//!  Commit ──▶ BEGIN IMMEDIATE; upsert (or merge) candles; insert rejects; upsert source_offsets; COMMIT
 //! ```
 //!
 //! Each [`Commit`] is one transaction, so results and the resume offsets that produced them
 //! are durable together. Writes are idempotent on the primary keys: replaying a commit (after
-//! a crash between the write and the source learning of it) changes nothing. Prices and
-//! volumes are stored as exact decimal TEXT (SQLite has no exact NUMERIC: its NUMERIC
-//! affinity rounds to 15 digits); the `candles_real` view casts them for arithmetic. A busy
-//! database (another connection holding a lock) is retried for up to 60 s by SQLite itself;
+//! a crash between the write and the source learning of it) changes nothing. The exception
+//! is a commit of a source that cannot resume ([`Commit::merge_candles`]): such a source
+//! never replays, and each of its candles is added to the row an earlier run wrote for the
+//! same window (`merge_candle`, done here in Rust on the exactly parsed TEXT), so a restart
+//! of a live feed within a window keeps both runs' trades. Prices and volumes are stored as
+//! exact decimal TEXT (SQLite has no exact NUMERIC: its NUMERIC affinity rounds to 15
+//! digits); the `candles_real` view casts them for arithmetic. A busy database (another
+//! connection holding a lock) is retried for up to 60 s by SQLite itself;
 //! any other error fails the run with the path in the message.
 
-use rusqlite::{params, Connection};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use crate::model::{Candle, DecimalError, Fixed, QuoteVolume, Volume};
 pub use crate::sink::StoredProgress;
 use crate::sink::{Commit, Identity, Writer};
 
@@ -229,8 +235,16 @@ impl SqliteWriter {
 
     fn write_commit(&mut self, commit: &Commit) -> rusqlite::Result<()> {
         let now = crate::source::now_ms() as i64;
-        let tx = self.connection.transaction()?;
+        // Immediate: the write lock is taken (or waited for) at BEGIN, so the rows that
+        // candles merge into cannot change between reading and writing them.
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
+            let mut stored = tx.prepare_cached(
+                "SELECT open, high, low, close, volume, quote_volume, trades FROM candles \
+                 WHERE symbol = ?1 AND window_ms = ?2 AND start_ms = ?3",
+            )?;
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO candles (symbol, window_ms, start_ms, open, high, low, close, \
                  volume, quote_volume, vwap, trades) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
@@ -240,6 +254,20 @@ impl SqliteWriter {
                  vwap = excluded.vwap, trades = excluded.trades",
             )?;
             for c in &commit.candles {
+                let merged = if commit.merge_candles {
+                    let key = params![c.symbol.as_str(), c.window_ms as i64, c.start_ms as i64];
+                    match stored
+                        .query_row(key, |row| stored_candle(row, c))
+                        .optional()?
+                    {
+                        Some(earlier) => merge_candle(&earlier, c)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                        None => None,
+                    }
+                } else {
+                    None
+                };
+                let c = merged.as_ref().unwrap_or(c);
                 upsert.execute(params![
                     c.symbol.as_str(),
                     c.window_ms as i64,
@@ -306,6 +334,99 @@ impl Writer for SqliteWriter {
         self.write_commit(commit)
             .map_err(|e| format!("sqlite:{}: {e}", self.path))
     }
+}
+
+/// The candle stored in `row` (`open, high, low, close, volume, quote_volume, trades`) for
+/// the window of `key`, its decimals parsed exactly from their TEXT.
+fn stored_candle(row: &Row<'_>, key: &Candle) -> rusqlite::Result<Candle> {
+    fn decimal<T>(
+        row: &Row<'_>,
+        index: usize,
+        parse: fn(&[u8]) -> Result<T, DecimalError>,
+    ) -> rusqlite::Result<Option<T>> {
+        let Some(text) = row.get::<_, Option<String>>(index)? else {
+            return Ok(None);
+        };
+        parse(text.as_bytes()).map(Some).map_err(|e| {
+            let what = format!("a stored candle holds {text:?}: {e}");
+            rusqlite::Error::FromSqlConversionFailure(index, Type::Text, what.into())
+        })
+    }
+    // The schema makes these NOT NULL.
+    fn required<T>(index: usize, value: Option<T>) -> rusqlite::Result<T> {
+        value.ok_or_else(|| rusqlite::Error::InvalidColumnType(index, "NULL".into(), Type::Null))
+    }
+    let trades = match row.get::<_, Option<i64>>(6)? {
+        Some(t) => Some(u64::try_from(t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, Type::Integer, Box::new(e))
+        })?),
+        None => None,
+    };
+    Ok(Candle {
+        symbol: key.symbol,
+        window_ms: key.window_ms,
+        start_ms: key.start_ms,
+        open: required(0, decimal(row, 0, Fixed::parse)?)?,
+        high: required(1, decimal(row, 1, Fixed::parse)?)?,
+        low: required(2, decimal(row, 2, Fixed::parse)?)?,
+        close: required(3, decimal(row, 3, Fixed::parse)?)?,
+        volume: required(4, decimal(row, 4, Volume::parse)?)?,
+        quote_volume: decimal(row, 5, QuoteVolume::parse)?,
+        // Recomputed from the sums when merging.
+        vwap: None,
+        trades,
+    })
+}
+
+/// `later` added to `earlier`, a candle an earlier run wrote for the same window: the run
+/// that restarted a source that cannot resume contributes the trades it saw to the window.
+///
+/// Volume, quote volume and trade count add up exactly; high is the greater, low the lesser;
+/// VWAP is the summed quote volume over the summed volume, rounded as every VWAP is
+/// ([`QuoteVolume::div_volume`]). Open stays the earlier run's and close becomes the later
+/// run's: a live feed's restart sees later trades, so in event time the earlier run's
+/// contribution comes first. `None` (replace the row as before) when either candle lacks the
+/// sums to add, as candles read from a candle file do. An error only when the trade count
+/// overflows.
+fn merge_candle(earlier: &Candle, later: &Candle) -> Result<Option<Candle>, String> {
+    let (Some(earlier_quote), Some(earlier_trades), Some(later_quote), Some(later_trades)) = (
+        earlier.quote_volume,
+        earlier.trades,
+        later.quote_volume,
+        later.trades,
+    ) else {
+        return Ok(None);
+    };
+    let trades = earlier_trades
+        .checked_add(later_trades)
+        .filter(|&t| i64::try_from(t).is_ok())
+        .ok_or_else(|| {
+            format!(
+                "{} {} ms window at {}: the trade count overflows when merging",
+                later.symbol.as_str(),
+                later.window_ms,
+                later.start_ms
+            )
+        })?;
+    // Both rows are sums of tickflow's own trades and together count fewer than 2^63, so
+    // the sums cannot wrap (see `Volume` and `QuoteVolume`).
+    let mut volume = earlier.volume;
+    volume += later.volume;
+    let mut quote_volume = earlier_quote;
+    quote_volume += later_quote;
+    Ok(Some(Candle {
+        symbol: later.symbol,
+        window_ms: later.window_ms,
+        start_ms: later.start_ms,
+        open: earlier.open,
+        high: earlier.high.max(later.high),
+        low: earlier.low.min(later.low),
+        close: later.close,
+        volume,
+        quote_volume: Some(quote_volume),
+        vwap: quote_volume.div_volume(volume),
+        trades: Some(trades),
+    }))
 }
 
 /// Brings a database made by an earlier version up to [`SCHEMA`].
