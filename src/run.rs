@@ -34,6 +34,9 @@ use crate::cli::{GeneratorArgs, RunArgs};
 /// Records a source reads per activation before letting other operators run.
 const BUDGET: usize = 4096;
 
+/// Bytes of rejected records in flight to the sink before the sources wait for it.
+const REJECT_BACKLOG: u64 = 32 << 20;
+
 /// Where the input comes from, opened before timely starts so errors surface at once.
 enum Input {
     File(Arc<FileSource>),
@@ -315,6 +318,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             lateness_ms,
             max_lag_ms,
             max_time_jump_ms,
+            // The sink (and the count of what it has not committed) is on process 0.
+            reject_backlog: (process == 0).then_some(REJECT_BACKLOG),
             budget: BUDGET,
             sequential: matches!(input.as_ref(), Input::File(_)),
             resumable,
@@ -423,6 +428,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     longest_window_ms: windows.sizes().last().copied().unwrap_or(1),
                     resume_from,
                     merge_candles: !resumable,
+                    counters: Some(Arc::clone(&worker_counters)),
                 },
             )
             .probe_with(&probe);

@@ -514,14 +514,38 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
         let owned = args_into(&resumed);
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         // Ctrl-C twice, then kill -9 twice, each partway through; then to the end.
-        for (delay_ms, signal) in [(700, "-INT"), (900, "-INT"), (800, "-KILL"), (900, "-KILL")] {
-            let child = spawn_tickflow(dir, &args);
+        // Each interruption lands after the run has stored new resume offsets (so that every
+        // restart continues from progress of its own) and before it ends.
+        let db = path(dir, &format!("{name}-resumed.db"));
+        let stored = || -> i64 {
+            rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.query_row(
+                        "SELECT coalesce(sum(next_offset), 0) FROM source_offsets",
+                        [],
+                        |row| row.get(0),
+                    )
+                })
+                .unwrap_or(0)
+        };
+        for (delay_ms, signal) in [(100, "-INT"), (200, "-INT"), (50, "-KILL"), (150, "-KILL")] {
+            let before = stored();
+            let mut child = spawn_tickflow(dir, &args);
+            while stored() == before && child.try_wait().expect("wait").is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             Command::new("kill")
                 .args([signal, &child.id().to_string()])
                 .status()
                 .expect("kill runs");
-            child.wait_with_output().expect("ends");
+            let out = child.wait_with_output().expect("ends");
+            let said = String::from_utf8_lossy(&out.stdout);
+            // Mid-run: killed, or stopped by Ctrl-C before reading everything.
+            assert!(
+                !said.contains("1000000 events read"),
+                "{name}: the {signal} landed after the end: {said}"
+            );
         }
         let last = tickflow(dir, &args);
         let said = String::from_utf8_lossy(&last.stdout);

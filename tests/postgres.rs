@@ -128,7 +128,8 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
         vec![
             vec!["1".to_owned()],
             vec!["2".to_owned()],
-            vec!["3".to_owned()]
+            vec!["3".to_owned()],
+            vec!["4".to_owned()]
         ]
     );
     // Prices are NUMERIC, and the views give timestamps.
@@ -714,9 +715,10 @@ fn a_commit_whose_reply_is_lost_is_applied_exactly_once() {
     reference.extend(events.iter().chain(&windows));
     tickflow(dir, &reference);
     let url = fresh_database("tf_lost_commit");
-    // COMMITs 1 and 2 end the schema migrations of the two connections made at start (the
-    // resume check, then the writer's); the 5th is the third commit of results.
-    let proxy = CommitCutter::start(&url, 5, Cut::Applied);
+    // COMMITs 1 to 4 end the schema migrations of the four connections made at start (the
+    // identity check and record, the resume check, then the writer's); the 7th is the third
+    // commit of results.
+    let proxy = CommitCutter::start(&url, 7, Cut::Applied);
     let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
     args.extend(events.iter().chain(&windows));
     let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
@@ -756,8 +758,8 @@ fn a_commit_cut_before_the_server_got_it_is_run_again() {
     reference.extend(events.iter().chain(&windows));
     tickflow(dir, &reference);
     let url = fresh_database("tf_unsent_commit");
-    // COMMITs 1 and 2 end the migrations at start; the 4th is the second commit of results.
-    let proxy = CommitCutter::start(&url, 4, Cut::NotSent);
+    // COMMITs 1 to 4 end the migrations at start; the 6th is the second commit of results.
+    let proxy = CommitCutter::start(&url, 6, Cut::NotSent);
     let mut args = vec!["run", "--store-trades", "--sink", &proxy.url];
     args.extend(events.iter().chain(&windows));
     let out = spawn_tickflow(dir, &args).wait_with_output().expect("ends");

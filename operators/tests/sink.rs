@@ -143,6 +143,7 @@ fn a_commit_holds_the_completed_rows_and_offsets_valid_for_the_open_windows() {
         longest_window_ms: 10,
         resume_from: None,
         merge_candles: false,
+        counters: None,
     };
     let (commits, error) = with_sink(options, None, |h, settle| {
         // Reports at times 3 and 12 (offsets 30 and 120); a 10 ms candle of [0, 10) at 9.
@@ -195,6 +196,7 @@ fn a_resumed_run_does_not_write_again_what_its_predecessor_committed() {
         longest_window_ms: 10,
         resume_from: Some(20),
         merge_candles: false,
+        counters: None,
     };
     let (commits, error) = with_sink(options, None, |h, settle| {
         // Recomputed from partial input after a restart: [10, 20) ends at the old frontier.
@@ -222,6 +224,7 @@ fn after_an_early_stop_nothing_at_or_past_the_stop_is_committed() {
         longest_window_ms: 10,
         resume_from: None,
         merge_candles: false,
+        counters: None,
     };
     let (commits, error) = with_sink(options, None, |h, settle| {
         advance(h, 9);
@@ -251,6 +254,7 @@ fn a_writer_that_panics_ends_the_run_with_its_error_and_claims_nothing() {
         longest_window_ms: 10,
         resume_from: None,
         merge_candles: false,
+        counters: None,
     };
     let (commits, error) = with_sink(options, Some(2), |h, settle| {
         advance(h, 9);

@@ -20,6 +20,7 @@
 //! stops the run with that error.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -122,6 +123,9 @@ pub struct SinkOptions {
     /// already in the tables and are not written again (a resumed run recomputes them from
     /// partial input).
     pub resume_from: Option<u64>,
+    /// The process's source counters, whose count of uncommitted reject bytes the writer
+    /// lowers as it commits them (the sources of this process pause while it is high).
+    pub counters: Option<Arc<crate::source::Counters>>,
     /// The source cannot resume (the paced generator, standard input, gzip): a restart's
     /// candles add to the rows an earlier run wrote for the same windows instead of
     /// replacing them, so both runs' trades count.
@@ -143,6 +147,7 @@ impl WriterThread {
         mut writer: Box<dyn Writer>,
         status: Arc<Mutex<SinkStatus>>,
         activator: timely::scheduling::SyncActivator,
+        counters: Option<Arc<crate::source::Counters>>,
     ) -> WriterThread {
         let (send, receive) = mpsc::sync_channel::<Commit>(IN_FLIGHT);
         let (ack_send, acks) = mpsc::channel();
@@ -192,6 +197,13 @@ impl WriterThread {
                             }
                             Err(error) => status.error = Some(error.clone()),
                         }
+                    }
+                    if let (Ok(()), Some(counters)) = (&result, counters.as_ref()) {
+                        let bytes: u64 = commit.rejects.iter().map(reject_bytes).sum();
+                        counters.uncommitted_reject_bytes.fetch_sub(
+                            bytes.min(counters.uncommitted_reject_bytes.load(Ordering::Relaxed)),
+                            Ordering::Relaxed,
+                        );
                     }
                     let failed = result.is_err();
                     let _ = ack_send.send(result.map(|()| commit.frontier));
@@ -244,8 +256,10 @@ impl Pending {
     /// became due (offsets are due once the aligned frontier passes them).
     fn has_rows_before(&self, frontier: u64, options: &SinkOptions) -> bool {
         let before = |t: Option<&u64>| t.is_some_and(|&t| t < frontier);
+        // Rejects belong to no window: they are committed as they come (their rows are keyed
+        // by source offset, so writing one again changes nothing).
         before(self.candles.keys().next())
-            || before(self.rejects.keys().next())
+            || !self.rejects.is_empty()
             || before(self.trades.keys().next())
             || self
                 .offsets
@@ -291,7 +305,7 @@ impl Pending {
             })
             .collect();
         candles.sort();
-        let mut rejects = split(&mut self.rejects, frontier);
+        let mut rejects = split(&mut self.rejects, None);
         rejects.sort();
         // Trades at times before the earlier run's frontier are archived already; after an
         // early stop, those from the stop frontier on are left for the next run.
@@ -350,7 +364,12 @@ pub fn commit_sink<'scope>(
     let is_writer = scope.index() == 0;
     let writer_thread = is_writer.then(|| {
         let activator = scope.worker().sync_activator_for(info.address.to_vec());
-        WriterThread::start(writer(), Arc::clone(&status), activator)
+        WriterThread::start(
+            writer(),
+            Arc::clone(&status),
+            activator,
+            options.counters.clone(),
+        )
     });
 
     builder.build(move |mut capabilities| {
@@ -459,6 +478,11 @@ pub fn commit_sink<'scope>(
         }
     });
     committed
+}
+
+/// What a reject row costs in memory until it is committed, roughly.
+pub fn reject_bytes(row: &RejectRow) -> u64 {
+    (row.raw.len() + row.detail.len() + row.source.len() + 96) as u64
 }
 
 /// Records that the writer thread is gone while commits were still due: the run must end

@@ -108,6 +108,11 @@ pub struct SourceConfig {
     pub lateness_ms: u64,
     /// Most event time the source may run ahead of the committed frontier, ms.
     pub max_lag_ms: u64,
+    /// Most bytes of uncommitted rejects this process's sources may have in flight before they
+    /// pause for the sink, so that a flood of bad records is committed as it comes with
+    /// bounded memory; `None` where the sink is not on this process (only process 0 writes,
+    /// and the counter is per process).
+    pub reject_backlog: Option<u64>,
     /// A trade further ahead of its partition's clock than this is held until later records
     /// confirm the jump (see [`super::clock`]), ms.
     pub max_time_jump_ms: u64,
@@ -138,6 +143,9 @@ pub struct Counters {
     pub rejected: AtomicU64,
     /// Each local worker's capability (its watermark); `u64::MAX` once it has finished.
     pub watermarks: Vec<AtomicU64>,
+    /// Bytes of reject rows sent to the sink and not yet committed (on the process that
+    /// writes; see [`SourceConfig::reject_backlog`]).
+    pub uncommitted_reject_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -325,6 +333,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             lateness_ms,
             max_lag_ms,
             max_time_jump_ms,
+            reject_backlog,
             budget,
             sequential,
             resumable,
@@ -418,7 +427,11 @@ pub fn partitioned_source<'scope, P: Partition>(
                 f.first()
                     .is_some_and(|&c| c.saturating_add(max_lag_ms) < *held[0].time())
             });
-            if behind && !stopping {
+            // ... and for the sink to commit the rejects already sent.
+            let flooded = reject_backlog.is_some_and(|limit| {
+                counters.uncommitted_reject_bytes.load(Ordering::Relaxed) > limit
+            });
+            if (behind || flooded) && !stopping {
                 activator.activate_after(Duration::from_millis(1));
                 return;
             }
@@ -608,6 +621,10 @@ pub fn partitioned_source<'scope, P: Partition>(
                     .give(&held[1].delayed(&time), &mut batch);
             }
             if !staged.rejects.is_empty() {
+                let bytes: u64 = staged.rejects.iter().map(crate::sink::reject_bytes).sum();
+                counters
+                    .uncommitted_reject_bytes
+                    .fetch_add(bytes, Ordering::Relaxed);
                 rejects_out.activate().give(&held[2], &mut staged.rejects);
             }
 
