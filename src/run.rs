@@ -298,6 +298,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
 
+    // What the dataflows must re-read after a restart (today: the open candle windows).
+    let horizon = candles::horizon(&windows);
     let started = Instant::now();
     let input = Arc::new(input);
     let config = timely::Config {
@@ -315,6 +317,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             name: source_name.clone(),
             format,
             windows: windows.clone(),
+            horizon: horizon.clone(),
             lateness_ms,
             max_lag_ms,
             max_time_jump_ms,
@@ -425,7 +428,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 status,
                 SinkOptions {
                     source: source_name.clone(),
-                    longest_window_ms: windows.sizes().last().copied().unwrap_or(1),
+                    horizon: horizon.clone(),
                     resume_from,
                     merge_candles: !resumable,
                     counters: Some(Arc::clone(&worker_counters)),

@@ -1,6 +1,7 @@
 //! OHLCV candles and VWAP per symbol and tumbling event-time window.
 
 use tickflow_operators::model::{Candle, CandleAcc, Trade};
+use tickflow_operators::source::Horizon;
 use tickflow_operators::window::{AggregateWindows, MergeWindows, Windows};
 use timely::dataflow::Stream;
 
@@ -30,4 +31,10 @@ pub fn candles<'scope>(
             CandleAcc::merge,
             |key, total| total.finish(key.key, key.window_ms, key.start_ms),
         )
+}
+
+/// The event-time history [`candles`] needs re-read to rebuild its state after a restart:
+/// every window still open.
+pub fn horizon(windows: &Windows) -> Horizon {
+    Horizon::windows(windows.sizes())
 }

@@ -66,6 +66,7 @@ fn a_partition_found_while_running_joins_at_the_watermark() {
             lateness_ms: 200,
             max_lag_ms: u64::MAX / 2,
             max_time_jump_ms: 600_000,
+            horizon: tickflow_operators::source::Horizon::default(),
             reject_backlog: None,
             budget: 1000,
             sequential: false,

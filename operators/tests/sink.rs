@@ -140,7 +140,7 @@ fn advance(h: &mut Harness, to: u64) {
 fn a_commit_holds_the_completed_rows_and_offsets_valid_for_the_open_windows() {
     let options = SinkOptions {
         source: "test".to_owned(),
-        longest_window_ms: 10,
+        horizon: tickflow_operators::source::Horizon::windows(&[10]),
         resume_from: None,
         merge_candles: false,
         counters: None,
@@ -193,7 +193,7 @@ fn a_commit_holds_the_completed_rows_and_offsets_valid_for_the_open_windows() {
 fn a_resumed_run_does_not_write_again_what_its_predecessor_committed() {
     let options = SinkOptions {
         source: "test".to_owned(),
-        longest_window_ms: 10,
+        horizon: tickflow_operators::source::Horizon::windows(&[10]),
         resume_from: Some(20),
         merge_candles: false,
         counters: None,
@@ -221,7 +221,7 @@ fn a_resumed_run_does_not_write_again_what_its_predecessor_committed() {
 fn after_an_early_stop_nothing_at_or_past_the_stop_is_committed() {
     let options = SinkOptions {
         source: "test".to_owned(),
-        longest_window_ms: 10,
+        horizon: tickflow_operators::source::Horizon::windows(&[10]),
         resume_from: None,
         merge_candles: false,
         counters: None,
@@ -251,7 +251,7 @@ fn after_an_early_stop_nothing_at_or_past_the_stop_is_committed() {
 fn a_writer_that_panics_ends_the_run_with_its_error_and_claims_nothing() {
     let options = SinkOptions {
         source: "test".to_owned(),
-        longest_window_ms: 10,
+        horizon: tickflow_operators::source::Horizon::windows(&[10]),
         resume_from: None,
         merge_candles: false,
         counters: None,

@@ -411,6 +411,9 @@ impl Partition for FilePartition {
         }
         let from = chunk.pos - chunk.start;
         let time = first_trade(&chunk.bytes()?[from..], true);
+        // Unmap what was scanned: every chunk is asked at start, and one without a record
+        // early on (a flood of garbage) would otherwise stay resident until it is read.
+        chunk.map = None;
         Some(time.unwrap_or(u64::MAX))
     }
 

@@ -116,9 +116,9 @@ pub const MAX_LAG_SAMPLES: usize = 1 << 20;
 pub struct SinkOptions {
     /// The source's name, for the stored resume frontier.
     pub source: String,
-    /// The longest window: offsets are stored valid for the start of the longest window still
-    /// open, so a resumed run re-reads everything an open window needs.
-    pub longest_window_ms: u64,
+    /// What the dataflows need re-read after a restart: offsets are stored valid for its
+    /// start, so a resumed run rebuilds every open window and all other state.
+    pub horizon: crate::source::Horizon,
     /// The frontier an earlier run committed up to: windows ending at or before it are
     /// already in the tables and are not written again (a resumed run recomputes them from
     /// partial input).
@@ -337,7 +337,7 @@ impl Pending {
 }
 
 fn offsets_until(frontier: u64, options: &SinkOptions) -> u64 {
-    crate::source::offsets_until(frontier, options.longest_window_ms)
+    crate::source::offsets_until(frontier, &options.horizon)
 }
 
 /// Builds the sink. Every worker calls it; rows are exchanged to worker 0, which alone runs

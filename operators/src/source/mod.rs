@@ -128,12 +128,66 @@ impl<P: Partition> Partition for Resumed<P> {
     }
 }
 
+/// The event-time history the dataflows need to rebuild their state exactly after a restart:
+/// the start of every window still open at the committed frontier, and (for state that
+/// reaches further back, such as a dedup horizon or rolling statistics) `history_ms` before
+/// it. Each dataflow declares its own; [`Horizon::max`] combines them, and the source's
+/// resume offsets are taken valid for [`Horizon::replay_from`] of the frontier.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Horizon {
+    /// Sizes of the tumbling windows with open state.
+    pub windows: Vec<u64>,
+    /// Event time before the frontier that state depends on, ms.
+    pub history_ms: u64,
+}
+
+impl Horizon {
+    /// The history of tumbling windows of these sizes.
+    pub fn windows(sizes: &[u64]) -> Horizon {
+        Horizon {
+            windows: sizes.to_vec(),
+            history_ms: 0,
+        }
+    }
+
+    /// What both `self` and `other` need.
+    pub fn max(mut self, other: &Horizon) -> Horizon {
+        self.windows.extend_from_slice(&other.windows);
+        self.history_ms = self.history_ms.max(other.history_ms);
+        self
+    }
+
+    /// The earliest event time a resumed run must re-read when results are committed up to
+    /// `frontier`: the earliest start of a window still open (for each size, the window
+    /// holding `frontier`; with sizes that do not divide each other the shorter one may
+    /// start first), or `history_ms` before the frontier, whichever is earlier.
+    ///
+    /// ```
+    /// use tickflow_operators::source::Horizon;
+    /// // 40 and 45: at 95 the open windows are [80, 120) and [90, 135).
+    /// assert_eq!(Horizon::windows(&[40, 45]).replay_from(95), 80);
+    /// assert_eq!(Horizon::windows(&[1_000, 60_000]).replay_from(61_500), 60_000);
+    /// let dedup = Horizon { windows: vec![], history_ms: 5_000 };
+    /// assert_eq!(Horizon::windows(&[1_000]).max(&dedup).replay_from(61_500), 56_500);
+    /// ```
+    pub fn replay_from(&self, frontier: u64) -> u64 {
+        let open = self
+            .windows
+            .iter()
+            .map(|&size| frontier - frontier % size.max(1))
+            .min()
+            .unwrap_or(frontier);
+        open.min(frontier.saturating_sub(self.history_ms))
+    }
+}
+
 /// Reports made before this time are the ones a commit at `frontier` stores: a report is
-/// valid for its own time, and the stored offsets must cover every window still open at the
-/// frontier, the earliest of which starts at the frontier aligned down to the longest window.
-pub fn offsets_until(frontier: u64, longest_window_ms: u64) -> u64 {
-    let aligned = frontier - frontier % longest_window_ms.max(1);
-    aligned.min(frontier.saturating_sub(1)) + 1
+/// valid for its own time, and the stored offsets must cover the whole replay horizon.
+pub fn offsets_until(frontier: u64, horizon: &Horizon) -> u64 {
+    horizon
+        .replay_from(frontier)
+        .min(frontier.saturating_sub(1))
+        + 1
 }
 
 /// Wall-clock milliseconds since the epoch.

@@ -104,6 +104,9 @@ pub struct SourceConfig {
     pub format: Format,
     /// Window sizes; their granule coarsens timestamps.
     pub windows: Windows,
+    /// What the dataflows need re-read after a restart (to tell which reported offsets the
+    /// sink has committed).
+    pub horizon: crate::source::Horizon,
     /// Allowed lateness, ms.
     pub lateness_ms: u64,
     /// Most event time the source may run ahead of the committed frontier, ms.
@@ -330,6 +333,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             name,
             format,
             windows,
+            horizon,
             lateness_ms,
             max_lag_ms,
             max_time_jump_ms,
@@ -364,7 +368,7 @@ pub fn partitioned_source<'scope, P: Partition>(
         let mut discovered_at = std::time::Instant::now();
         let mut staged = Staged::default();
         let mut next_part = 0usize;
-        let longest_window = windows.sizes().last().copied().unwrap_or(1);
+        let horizon = horizon.clone();
 
         move |_frontiers| {
             let Some(held) = caps.as_mut() else {
@@ -405,7 +409,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             // report before `offsets_until` of its frontier; an empty frontier: all of them).
             let confirmed_until = committed.with_frontier(|f| {
                 f.first().map_or(u64::MAX, |&c| {
-                    crate::source::offsets_until(c, longest_window)
+                    crate::source::offsets_until(c, &horizon)
                 })
             });
             for part in parts.iter_mut() {
