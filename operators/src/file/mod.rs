@@ -547,10 +547,10 @@ fn read_batches(
                 ));
                 // Hand over what has been read when the next read would wait for input, or
                 // when the batch is full.
-                if reader.buffer().is_empty() || batch.bytes.len() >= STREAM_BUFFER {
-                    if send.send(std::mem::take(&mut batch)).is_err() {
-                        return; // The run has ended.
-                    }
+                if (reader.buffer().is_empty() || batch.bytes.len() >= STREAM_BUFFER)
+                    && send.send(std::mem::take(&mut batch)).is_err()
+                {
+                    return; // The run has ended.
                 }
             }
             Err(error) => {
