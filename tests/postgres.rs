@@ -387,6 +387,54 @@ fn generator_killed_early_in_each_run_archives_every_trade_once() {
     );
 }
 
+/// A run whose stored progress moves under it (here a second run of the same source, started
+/// after the first had committed; the same happens when a killed run's last COMMIT lands after
+/// its successor read the progress) stops with a message instead of archiving trades twice.
+#[test]
+fn progress_moved_under_a_run_stops_it_instead_of_archiving_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let url = fresh_database("tf_moved");
+    let args = [
+        "run",
+        "--sink",
+        &url,
+        "--store-trades",
+        "--rate",
+        "0",
+        "--events",
+        "300000",
+        "-w",
+        "2",
+        "--quiet",
+    ];
+    let mut first = spawn_tickflow(dir, &args);
+    while last_commit_seq(&url) == 0 && first.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
+    let first = first.wait_with_output().expect("ends");
+    let said = String::from_utf8_lossy(&second.stderr);
+    let first_said = String::from_utf8_lossy(&first.stderr);
+    // One of the two (usually the second) finds the frontier moved and stops.
+    assert!(
+        !(first.status.success() && second.status.success()),
+        "both runs wrote the same source"
+    );
+    assert!(
+        said.contains("changed under this run") || first_said.contains("changed under this run"),
+        "{said}{first_said}"
+    );
+    tickflow(dir, &args[..args.len() - 1]);
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["300000".to_owned(), "300000".to_owned()]],
+    );
+}
+
 /// A PostgreSQL cluster of its own (`scripts/pg.sh`), removed when dropped: the outage test
 /// stops and restarts it without disturbing the tests that share the suite's server.
 struct OwnCluster {
