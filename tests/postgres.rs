@@ -303,6 +303,139 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     );
 }
 
+/// The reported scenario: the generator (`--rate 0 --events N --store-trades`, default windows
+/// 1s,1m) killed with -9 at random moments early in each run, before or just after its first
+/// commits, restarted with the same command each time, then run to the end. Every kill is
+/// checked to have landed mid-run (the process was still running, and the run's final commit,
+/// which stores a NULL resume frontier, had not happened).
+#[test]
+fn generator_killed_early_in_each_run_archives_every_trade_once() {
+    const EVENTS: u64 = 600_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let events = EVENTS.to_string();
+    let generator = ["--rate", "0", "--events", &events, "-w", "2"];
+    let mut reference_args = vec!["run", "--sink", "sqlite:ref.db"];
+    reference_args.extend_from_slice(&generator);
+    tickflow(dir, &reference_args);
+    let expected = candles(&path(dir, "ref.db"));
+    let url = fresh_database("tf_crash_generated");
+    let seed: u64 = std::env::var("TICKFLOW_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(tickflow_operators::source::now_ms);
+    eprintln!("kill points from seed {seed}");
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut args = vec!["run", "--sink", &url, "--store-trades"];
+    args.extend_from_slice(&generator);
+    args.push("--quiet");
+    let finished = || -> bool {
+        Client::connect(&url, NoTls)
+            .ok()
+            .and_then(|mut client| {
+                client
+                    .query_opt("SELECT frontier_ms FROM resume_frontier", &[])
+                    .ok()
+            })
+            .flatten()
+            .is_some_and(|row| row.get::<_, Option<i64>>(0).is_none())
+    };
+    let mut killed_mid_run = 0;
+    for _ in 0..10 {
+        if killed_mid_run == 4 {
+            break;
+        }
+        let before = last_commit_seq(&url);
+        let mut child = spawn_tickflow(dir, &args);
+        // Half the kills at a fixed moment after the start (often before the first commit),
+        // half just after this run's first commit.
+        if rng.random_bool(0.5) {
+            std::thread::sleep(Duration::from_millis(rng.random_range(200..900)));
+        } else {
+            while last_commit_seq(&url) == before && child.try_wait().expect("wait").is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        }
+        let running = child.try_wait().expect("wait").is_none();
+        Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let out = child.wait_with_output().expect("ends");
+        if running && !out.status.success() && !finished() {
+            killed_mid_run += 1;
+        }
+    }
+    assert!(
+        killed_mid_run >= 4,
+        "only {killed_mid_run} runs were killed before they ended (seed {seed})"
+    );
+    tickflow(dir, &args[..args.len() - 1]);
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec![events.clone(), events.clone()]],
+        "every trade archived exactly once (seed {seed})"
+    );
+    let got = pg_candles(&url);
+    assert_eq!(got.len(), expected.len(), "candle count (seed {seed})");
+    assert!(
+        got == expected,
+        "candles differ from the clean run (seed {seed})"
+    );
+}
+
+/// A run whose stored progress moves under it (here a second run of the same source, started
+/// after the first had committed; the same happens when a killed run's last COMMIT lands after
+/// its successor read the progress) stops with a message instead of archiving trades twice.
+#[test]
+fn progress_moved_under_a_run_stops_it_instead_of_archiving_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let url = fresh_database("tf_moved");
+    let args = [
+        "run",
+        "--sink",
+        &url,
+        "--store-trades",
+        "--rate",
+        "0",
+        "--events",
+        "300000",
+        "-w",
+        "2",
+        "--quiet",
+    ];
+    let mut first = spawn_tickflow(dir, &args);
+    while last_commit_seq(&url) == 0 && first.try_wait().expect("wait").is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = spawn_tickflow(dir, &args).wait_with_output().expect("ends");
+    let first = first.wait_with_output().expect("ends");
+    let said = String::from_utf8_lossy(&second.stderr);
+    let first_said = String::from_utf8_lossy(&first.stderr);
+    // One of the two (usually the second) finds the frontier moved and stops.
+    assert!(
+        !(first.status.success() && second.status.success()),
+        "both runs wrote the same source"
+    );
+    assert!(
+        said.contains("changed under this run") || first_said.contains("changed under this run"),
+        "{said}{first_said}"
+    );
+    tickflow(dir, &args[..args.len() - 1]);
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT count(*)::text, count(DISTINCT (symbol, trade_id))::text FROM trades"
+        ),
+        vec![vec!["300000".to_owned(), "300000".to_owned()]],
+    );
+}
+
 /// A PostgreSQL cluster of its own (`scripts/pg.sh`), removed when dropped: the outage test
 /// stops and restarts it without disturbing the tests that share the suite's server.
 struct OwnCluster {

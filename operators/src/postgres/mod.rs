@@ -283,6 +283,9 @@ pub struct PostgresWriter {
     /// The last sequence number stored in `sink_commits`, by source, as read on (or written
     /// through) the current connection.
     seqs: HashMap<String, i64>,
+    /// The resume frontier this writer's last commit stored, by source: what the next commit
+    /// must find there (before the first, the one the run read at start).
+    frontiers: HashMap<String, Option<i64>>,
 }
 
 /// A failed attempt at a commit.
@@ -328,6 +331,7 @@ impl PostgresWriter {
             client: None,
             store_trades,
             seqs: HashMap::new(),
+            frontiers: HashMap::new(),
         };
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -500,11 +504,39 @@ impl PostgresWriter {
         Ok(stored)
     }
 
-    fn write_commit(&mut self, commit: &Commit) -> Result<(), Failure> {
+    /// Runs `commit` in one transaction. `Ok(Err(_))` when the source's stored progress is not
+    /// what this run resumed from (or last stored): nothing is written then.
+    fn write_commit(&mut self, commit: &Commit) -> Result<Result<(), String>, Failure> {
         let seq = self.stored_seq(&commit.source)? + 1;
         let store_trades = self.store_trades;
+        let expected = match self.frontiers.get(&commit.source) {
+            Some(&frontier) => frontier,
+            None => commit.resumed_from.map(|f| f as i64),
+        };
         let client = self.client()?;
         let mut tx = client.transaction()?;
+        // The run filters what is already archived by the frontier it read at start. If that
+        // changed since (a killed run's last COMMIT landed after this run read its progress,
+        // or another run writes the same source), writing would archive trades twice: stop
+        // instead, claiming nothing; a restart reads the progress as it now is. The row lock
+        // also waits for a transaction of a killed run that is still settling.
+        let stored: Option<i64> = tx
+            .query_opt(
+                "SELECT frontier_ms FROM resume_frontier WHERE source = $1 FOR UPDATE",
+                &[&commit.source],
+            )?
+            .and_then(|row| row.get(0));
+        if stored != expected {
+            return Ok(Err(format!(
+                "the stored progress of {} changed under this run (resume frontier {}, this \
+                 run expected {}): another run is writing to this sink, or a killed run's last \
+                 commit landed after this run read its progress; nothing of this commit was \
+                 written. Start the same command again to resume from the stored progress",
+                commit.source,
+                stored.map_or("none".to_owned(), |f| f.to_string()),
+                expected.map_or("none".to_owned(), |f| f.to_string()),
+            )));
+        }
         copy_candles(&mut tx, commit)?;
         copy_rejects(&mut tx, commit)?;
         if store_trades && !commit.trades.is_empty() {
@@ -553,7 +585,16 @@ impl PostgresWriter {
             in_doubt: Some(seq),
         })?;
         self.seqs.insert(commit.source.clone(), seq);
-        Ok(())
+        self.committed(commit);
+        Ok(Ok(()))
+    }
+
+    /// Records that `commit` is in the database.
+    fn committed(&mut self, commit: &Commit) {
+        self.frontiers.insert(
+            commit.source.clone(),
+            commit.resume_frontier.map(|f| f as i64),
+        );
     }
 }
 
@@ -574,6 +615,7 @@ impl Writer for PostgresWriter {
                             seq,
                             "the commit whose reply was lost had landed; not running it again"
                         );
+                        self.committed(commit);
                         return Ok(());
                     }
                     Ok(stored) => {
@@ -593,7 +635,8 @@ impl Writer for PostgresWriter {
                 },
             };
             let failure = match attempt {
-                Ok(()) => return Ok(()),
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(moved)) => return Err(format!("{}: {moved}", redact(&self.url))),
                 Err(failure) => failure,
             };
             if !is_transient(&failure.error) || started.elapsed() >= RETRY_FOR {

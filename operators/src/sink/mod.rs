@@ -60,6 +60,10 @@ pub struct Commit {
     /// sources that cannot resume (a live feed), whose restarts contribute anew to the
     /// windows an earlier run already wrote (see [`SinkOptions::merge_candles`]).
     pub merge_candles: bool,
+    /// The resume frontier stored for the source when this run read its progress at start
+    /// (`None`: none, or NULL). A writer that can lock the stored frontier checks, in the
+    /// commit's transaction, that nobody else moved it since (see the PostgreSQL sink).
+    pub resumed_from: Option<u64>,
 }
 
 /// Where an earlier run left a source (read back from a durable sink).
@@ -332,6 +336,7 @@ impl Pending {
             offsets: offsets.into_values().collect(),
             trades,
             merge_candles: options.merge_candles,
+            resumed_from: options.resume_from,
         }
     }
 }
