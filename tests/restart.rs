@@ -65,7 +65,13 @@ fn a_replaced_input_or_changed_windows_refuse_to_resume_and_fresh_starts_over() 
     tickflow(
         dir,
         &[
-            "generate", "--out", "other.jsonl", "--events", "300000", "--seed", "7",
+            "generate",
+            "--out",
+            "other.jsonl",
+            "--events",
+            "300000",
+            "--seed",
+            "7",
         ],
     );
     std::fs::copy(&other, &file).expect("replace");
@@ -111,7 +117,12 @@ fn fresh_refuses_to_discard_results_that_other_sources_share() {
     let out = tickflow_unchecked(
         dir,
         &[
-            "run", "--source", "file:a.jsonl", "--sink", "sqlite:s.db", "--fresh",
+            "run",
+            "--source",
+            "file:a.jsonl",
+            "--sink",
+            "sqlite:s.db",
+            "--fresh",
         ],
     );
     let said = String::from_utf8_lossy(&out.stderr);

@@ -408,9 +408,8 @@ pub fn partitioned_source<'scope, P: Partition>(
             // Pass on which reported offsets the sink has committed (it stores the latest
             // report before `offsets_until` of its frontier; an empty frontier: all of them).
             let confirmed_until = committed.with_frontier(|f| {
-                f.first().map_or(u64::MAX, |&c| {
-                    crate::source::offsets_until(c, &horizon)
-                })
+                f.first()
+                    .map_or(u64::MAX, |&c| crate::source::offsets_until(c, &horizon))
             });
             for part in parts.iter_mut() {
                 let mut confirmed = None;
