@@ -324,3 +324,38 @@ fn a_trade_from_the_future_is_rejected() {
         vec![vec!["time_outlier".to_owned(), "3".to_owned()]]
     );
 }
+
+#[test]
+fn a_flood_of_garbage_is_committed_as_it_comes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    // 50,000 malformed lines of ~900 bytes and not one trade: no watermark ever moves, yet
+    // the rejects must not wait for the end of the input to be written.
+    let pad = "x".repeat(860);
+    let text: String = (0..50_000)
+        .map(|i| {
+            format!("{{\"e\":\"trade\",\"s\":\"BTCUSDT\",\"t\":{i},\"p\":\"1\",\"pad\":\"{pad}\"\n")
+        })
+        .collect();
+    std::fs::write(path(dir, "flood.jsonl"), text).expect("write");
+    let out = run(dir, "file:flood.jsonl", "sqlite:flood.db", &["-w", "2"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("50000 rejected (malformed_json 50000)"),
+        "{summary}"
+    );
+    let commits: u64 = summary
+        .split(" commits")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no commit count in {summary:?}"));
+    assert!(
+        commits >= 3,
+        "the rejects were held until the end: {summary}"
+    );
+    assert_eq!(
+        rows(&path(dir, "flood.db"), "SELECT count(*) FROM rejects"),
+        vec![vec!["50000".to_owned()]]
+    );
+}

@@ -210,6 +210,7 @@ impl KafkaSource {
         let consumer = consumer(&spec, &health)?;
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut said: Option<Instant> = None;
         let ids = loop {
             let last_error = match partition_ids(&consumer, &spec.topic) {
                 Ok(Some(ids)) => break ids,
@@ -226,7 +227,21 @@ impl KafkaSource {
                     },
                 });
             }
-            tracing::info!(topic = %spec.topic, ?backoff, "waiting for the topic");
+            // A person waiting must see why, not 30 s of silence: say so every few seconds.
+            if said.is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(3)) {
+                said = Some(Instant::now());
+                let why = match &last_error {
+                    Some(e) => format!("{e}"),
+                    None => "the topic does not exist yet".to_owned(),
+                };
+                tracing::warn!(
+                    brokers = %spec.brokers,
+                    topic = %spec.topic,
+                    waited_s = started.elapsed().as_secs(),
+                    of_s = wait.as_secs(),
+                    "waiting for Kafka: {why}; retrying"
+                );
+            }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(2));
         };

@@ -43,10 +43,6 @@ pub(crate) enum Verdict {
     Outlier(String),
 }
 
-/// Receives each decided record: its offset, the record, its raw bytes and true length, and
-/// the verdict.
-pub(crate) type Emit<'a> = dyn FnMut(u64, &Record, &[u8], usize, Verdict) + 'a;
-
 /// A record waiting for the records after it to decide on its clock jump.
 #[derive(Debug)]
 struct Held {
@@ -96,7 +92,8 @@ impl Clock {
     /// record itself and held ones), in order. `floor` is the least time the source may
     /// still send at; `now` the wall clock.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn observe(
+    #[inline]
+    pub(crate) fn observe<E>(
         &mut self,
         windows: &Windows,
         floor: u64,
@@ -106,8 +103,10 @@ impl Clock {
         event_time: u64,
         raw: &[u8],
         full_len: usize,
-        emit: &mut Emit<'_>,
-    ) {
+        emit: &mut E,
+    ) where
+        E: FnMut(u64, &Record, &[u8], usize, Verdict),
+    {
         let is_trade = matches!(record, Record::Trade(_));
         if is_trade && event_time > now.saturating_add(self.max_jump) {
             let detail = format!(
@@ -184,7 +183,10 @@ impl Clock {
 
     /// Decides every held record at the end of the partition or when it goes idle: released
     /// if no record at the old clock followed it, rejected otherwise.
-    pub(crate) fn settle(&mut self, windows: &Windows, floor: u64, emit: &mut Emit<'_>) {
+    pub(crate) fn settle<E>(&mut self, windows: &Windows, floor: u64, emit: &mut E)
+    where
+        E: FnMut(u64, &Record, &[u8], usize, Verdict),
+    {
         let refuted: Vec<Held> = {
             let (keep, refuted): (VecDeque<Held>, VecDeque<Held>) = std::mem::take(&mut self.held)
                 .into_iter()
@@ -208,13 +210,15 @@ impl Clock {
 
     /// Releases the held records that `pick` selects, in arrival order, letting them move
     /// the clock; the others stay held if still ahead of the (new) clock.
-    fn release(
+    fn release<E>(
         &mut self,
         windows: &Windows,
         floor: u64,
         pick: impl Fn(&Held) -> bool,
-        emit: &mut Emit<'_>,
-    ) {
+        emit: &mut E,
+    ) where
+        E: FnMut(u64, &Record, &[u8], usize, Verdict),
+    {
         let (chosen, rest): (VecDeque<Held>, VecDeque<Held>) =
             std::mem::take(&mut self.held).into_iter().partition(pick);
         for held in chosen {
@@ -238,6 +242,7 @@ impl Clock {
     }
 
     /// The lateness rule for a record the clock accepts to judge.
+    #[inline]
     fn accept(&mut self, windows: &Windows, floor: u64, offset: u64, event_time: u64) -> Verdict {
         let max_before = self.max_seen;
         let max = *self.max_seen.get_or_insert(event_time);

@@ -255,6 +255,7 @@ type MakeReject<'a> = dyn Fn(u64, &[u8], usize, RejectReason, String) -> RejectR
 /// Passes on what the clock decided about a record: accepted records to the trades or
 /// candles of their time, late records and outliers to the rejects.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn deliver(
     staged: &mut Staged,
     local: &mut Tally,
