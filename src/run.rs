@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::{CommunicationConfig, WorkerConfig};
@@ -20,6 +21,7 @@ use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
 use tickflow_operators::model::Symbol;
 use tickflow_operators::parse::Format;
 use tickflow_operators::postgres::{redact, PostgresWriter};
+use tickflow_operators::schema::{tables, Row};
 use tickflow_operators::sink::{commit_sink, NoneWriter, SinkOptions, SinkStatus, Writer};
 use tickflow_operators::sink::{Identity, StoredProgress};
 use tickflow_operators::source::{
@@ -164,8 +166,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let communication = cluster_config(workers, processes, process, hostfile.as_deref())?;
 
     let output = Output::parse(&sink)?;
-    if store_trades && !matches!(output, Output::Postgres(_)) {
-        bail!("--store-trades archives trades in PostgreSQL: it needs --sink postgres://...");
+    if store_trades && matches!(output, Output::None) {
+        bail!("--store-trades archives trades in the sink: it needs --sink sqlite:PATH or postgres://...");
     }
     let shutdown = Arc::new(AtomicBool::new(false));
     {
@@ -265,7 +267,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     Box::new(SqliteWriter::open(path).map_err(anyhow::Error::msg)?)
                 }
                 Output::Postgres(url) => {
-                    Box::new(PostgresWriter::open(url, store_trades).map_err(anyhow::Error::msg)?)
+                    Box::new(PostgresWriter::open(url).map_err(anyhow::Error::msg)?)
                 }
                 Output::None => Box::new(NoneWriter),
             })
@@ -412,11 +414,14 @@ pub fn run(args: RunArgs) -> Result<()> {
             } else {
                 timely::dataflow::operators::generic::operator::empty(scope)
             };
-            let candles = candles(streams.trades, &windows).concat(streams.candles);
+            // Every table's rows into the one sink input.
+            let rows = candles(streams.trades, &windows)
+                .concat(streams.candles)
+                .map(Row::from)
+                .concat(streams.rejects.map(Row::from))
+                .concat(archive.map(Row::from));
             commit_sink(
-                candles,
-                archive,
-                streams.rejects,
+                rows,
                 streams.progress,
                 move || {
                     writer
@@ -430,7 +435,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                     source: source_name.clone(),
                     horizon: horizon.clone(),
                     resume_from,
-                    merge_candles: !resumable,
+                    merge: !resumable,
                     counters: Some(Arc::clone(&worker_counters)),
                 },
             )
@@ -520,10 +525,10 @@ fn summary(t: &Tally, s: &SinkStatus, process: usize, processes: usize, seconds:
         t.candles,
         list(t.skipped.iter().map(|(k, n)| (k.clone(), *n)).collect()),
         list(t.rejected.iter().map(|(k, n)| (k.to_string(), *n)).collect()),
-        s.candles,
-        s.rejects,
-        if s.trades > 0 {
-            format!(", {} trades archived", s.trades)
+        s.rows(&tables::CANDLES),
+        s.rows(&tables::REJECTS),
+        if s.rows(&tables::TRADES) > 0 {
+            format!(", {} trades archived", s.rows(&tables::TRADES))
         } else {
             String::new()
         },

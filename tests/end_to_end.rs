@@ -500,9 +500,18 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
             format!("sqlite:{name}-resumed.db"),
         );
         let args_into = |sink: &str| -> Vec<String> {
-            let mut args: Vec<String> = ["run", "-w", "2", "--windows", "1s,10s", "--sink", sink]
-                .map(String::from)
-                .to_vec();
+            let mut args: Vec<String> = [
+                "run",
+                "-w",
+                "2",
+                "--windows",
+                "1s,10s",
+                "--store-trades",
+                "--sink",
+                sink,
+            ]
+            .map(String::from)
+            .to_vec();
             args.extend(source.iter().map(|a| a.to_string()));
             args
         };
@@ -557,6 +566,19 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
             candles(&path(dir, &format!("{name}-resumed.db"))),
             candles(&path(dir, &format!("{name}-clean.db"))),
             "{name}"
+        );
+        // Every trade archived exactly once, as the uninterrupted run archived it.
+        let archive = "SELECT symbol, trade_id, price, qty, time_ms, buyer_maker FROM trades \
+                       ORDER BY symbol, trade_id";
+        let resumed_trades = rows(&path(dir, &format!("{name}-resumed.db")), archive);
+        assert_eq!(resumed_trades.len(), 1_000_000, "{name}");
+        assert!(
+            resumed_trades.windows(2).all(|w| w[0][..2] != w[1][..2]),
+            "{name}: a trade archived twice"
+        );
+        assert!(
+            resumed_trades == rows(&path(dir, &format!("{name}-clean.db")), archive),
+            "{name}: the archives differ"
         );
     }
 }

@@ -17,6 +17,7 @@ use common::{candles, generate, interrupt, path, run, spawn_tickflow};
 use postgres::{Client, NoTls};
 use tickflow_operators::model::{Candle, Fixed, QuoteVolume, Symbol, Wide};
 use tickflow_operators::postgres::PostgresWriter;
+use tickflow_operators::schema;
 use tickflow_operators::sink::{Commit, Writer};
 use tickflow_operators::sqlite::SqliteWriter;
 
@@ -316,11 +317,11 @@ fn candle(
     }
 }
 
-fn commit(candles: Vec<Candle>, merge_candles: bool) -> Commit {
+fn commit(candles: Vec<Candle>, merge: bool) -> Commit {
     Commit {
         source: "test".to_owned(),
-        candles,
-        merge_candles,
+        rows: candles.into_iter().map(schema::Row::from).collect(),
+        merge,
         ..Commit::default()
     }
 }
@@ -436,7 +437,7 @@ fn both_writers_merge_by_the_same_rule() {
     assert_eq!(candles(&db), expected);
     if let Some(server) = postgres_server() {
         let url = fresh_database(&server, "tickflow_merge_rule");
-        let mut postgres = PostgresWriter::open(&url, false).expect("connects");
+        let mut postgres = PostgresWriter::open(&url).expect("connects");
         write(&mut postgres);
         assert_eq!(pg_candles(&url), expected);
     }

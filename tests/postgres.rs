@@ -125,13 +125,11 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
             &url,
             "SELECT version::text FROM schema_migrations ORDER BY version"
         ),
-        vec![
-            vec!["1".to_owned()],
-            vec!["2".to_owned()],
-            vec!["3".to_owned()],
-            vec!["4".to_owned()]
-        ]
+        (1..=tickflow_operators::schema::VERSION)
+            .map(|v| vec![v.to_string()])
+            .collect::<Vec<_>>()
     );
+    assert_schema_is_declared(&url);
     // Prices are NUMERIC, and the views give timestamps.
     assert_eq!(
         pg_rows(
@@ -151,6 +149,103 @@ fn postgres_gets_the_sqlite_tables_and_the_schema_is_versioned() {
     run(dir, &source, &url, &["-w", "1"]);
     assert_eq!(pg_candles(&url), expected);
     assert_eq!(pg_count(&url, "SELECT count(*) FROM rejects"), 3);
+}
+
+/// Each declared table has its declared columns (name, type, nullability, in order), its
+/// primary key and its indexes, as PostgreSQL's catalog reports them.
+fn assert_schema_is_declared(url: &str) {
+    use tickflow_operators::schema::{Dialect, TABLES};
+    for table in TABLES {
+        let found = pg_rows(
+            url,
+            &format!(
+                "SELECT column_name::text, upper(data_type::text), is_nullable::text FROM \
+                 information_schema.columns WHERE table_schema = 'public' AND table_name = '{}' \
+                 ORDER BY ordinal_position",
+                table.name
+            ),
+        );
+        let declared: Vec<Vec<String>> = table
+            .columns
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.to_owned(),
+                    c.ty.sql(Dialect::Postgres).to_owned(),
+                    if c.nullable { "YES" } else { "NO" }.to_owned(),
+                ]
+            })
+            .collect();
+        assert_eq!(found, declared, "{}", table.name);
+        let key = pg_rows(
+            url,
+            &format!(
+                "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON \
+                 a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indisprimary \
+                 AND i.indrelid = 'public.{}'::regclass ORDER BY array_position(i.indkey, a.attnum)",
+                table.name
+            ),
+        );
+        let declared_key: Vec<Vec<String>> =
+            table.key.iter().map(|k| vec![(*k).to_owned()]).collect();
+        assert_eq!(key, declared_key, "{}", table.name);
+        for index in table.indexes {
+            assert_eq!(
+                pg_count(
+                    url,
+                    &format!(
+                        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND \
+                         tablename = '{}' AND indexname = '{}'",
+                        table.name, index.name
+                    )
+                ),
+                1,
+                "{}",
+                index.name
+            );
+        }
+    }
+}
+
+/// A database that the hand-written migrations of an earlier tickflow brought to version 4
+/// is migrated to the declared schema, keeping its rows; one migrated by a newer tickflow is
+/// refused with a message that says so.
+#[test]
+fn an_older_database_is_migrated_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let url = fresh_database("tf_upgrade");
+    Client::connect(&url, NoTls)
+        .expect("connects")
+        .batch_execute(include_str!("fixtures/postgres_v4.sql"))
+        .expect("the version 4 schema");
+    let source = trades_and(dir, 2_000, b"");
+    run(dir, &source, &url, &["-w", "1", "--store-trades"]);
+    assert_schema_is_declared(&url);
+    // The earlier trade is still there, without accounts; the run archived its own.
+    assert_eq!(
+        pg_rows(
+            &url,
+            "SELECT price::text, buyer FROM trades WHERE trade_id = 1 AND time_ms = 1000"
+        ),
+        vec![vec!["100.5".to_owned(), "NULL".to_owned()]]
+    );
+    assert_eq!(pg_count(&url, "SELECT count(*) FROM trades"), 2_001);
+
+    let newer = fresh_database("tf_newer");
+    Client::connect(&newer, NoTls)
+        .expect("connects")
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT \
+             NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
+             INSERT INTO schema_migrations (version, description) VALUES (99, 'future')",
+        )
+        .expect("a newer schema");
+    let out = tickflow_unchecked(dir, &["run", "--source", &source, "--sink", &newer]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema version 99"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
 #[test]

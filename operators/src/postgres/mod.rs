@@ -2,9 +2,9 @@
 //!
 //! ```text
 //!  Commit ──▶ BEGIN
-//!             COPY candles_stage FROM STDIN (binary)  ─▶ [merge into earlier rows,] INSERT INTO candles … ON CONFLICT DO UPDATE
-//!             COPY rejects_stage FROM STDIN (binary)  ─▶ INSERT INTO rejects … ON CONFLICT DO NOTHING
-//!             COPY trades        FROM STDIN (binary)     (--store-trades)
+//!             per keyed table:   COPY <table>_stage FROM STDIN (binary)
+//!                                  ─▶ [merge rule,] INSERT INTO <table> … ON CONFLICT DO UPDATE / NOTHING
+//!             per append table:  COPY <table> FROM STDIN (binary)       (trades, --store-trades)
 //!             upsert source_offsets, resume_frontier
 //!             upsert sink_commits (source, seq + 1)
 //!             COMMIT                                    (no reply? reconnect, read seq back)
@@ -12,13 +12,15 @@
 //!
 //! Same contract as the SQLite sink: each [`Commit`] is one transaction with the resume
 //! offsets that produced it, and replaying one changes nothing (upserts on the primary keys;
-//! trades are never replayed, because the sink drops those an earlier run archived). The
-//! candles of a source that cannot resume ([`Commit::merge_candles`]) add to the rows an
-//! earlier run wrote for their windows instead (`MERGE_CANDLES`). Prices
-//! and volumes are `NUMERIC`, sent exactly in NUMERIC's binary form ([`numeric`]).
+//! append-only rows are never replayed, because the sink drops those an earlier run wrote).
+//! Tables and statements are rendered from their declarations ([`crate::schema`]). The rows
+//! of a source that cannot resume ([`Commit::merge`]) go through their table's merge rule
+//! first (candles add to the rows an earlier run wrote for their windows). Decimals are
+//! `NUMERIC`, sent exactly in NUMERIC's binary form ([`numeric`]).
 //!
-//! Schema: versioned migrations ([`MIGRATIONS`]) recorded in `schema_migrations`, applied at
-//! start under an advisory lock, so several processes may start at once.
+//! Schema: the versioned migrations of [`crate::schema::migration`], recorded in
+//! `schema_migrations` and applied at start under an advisory lock, so several processes may
+//! start at once; a database a newer tickflow migrated further is refused.
 //!
 //! Failures: a lost connection or a server that is shutting down or starting up is retried
 //! with capped backoff (0.1 s doubling to 5 s) for up to [`RETRY_FOR`], at start (a database
@@ -44,6 +46,7 @@ use postgres::{Client, NoTls, Transaction};
 
 pub use numeric::Numeric;
 
+use crate::schema::{self, Dialect, Owner, Row, Table, Value, Write};
 use crate::sink::{Commit, Identity, StoredProgress, Writer};
 
 /// How long a lost database is retried before the run fails.
@@ -55,111 +58,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lock id taken while migrating ("tickflow" in ASCII, truncated to 63 bits).
 const MIGRATION_LOCK: i64 = 0x7469_636b_666c_6f77;
-
-/// The schema, in order. Each runs once per database, in its own transaction; a database is
-/// at version `n` when `schema_migrations` lists 1..=n. Never edit a released migration: add
-/// one.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "candles, rejects, resume offsets; views with timestamptz",
-        r#"
-CREATE TABLE candles (
-    symbol       TEXT    NOT NULL,
-    window_ms    BIGINT  NOT NULL,
-    start_ms     BIGINT  NOT NULL,
-    open         NUMERIC NOT NULL,
-    high         NUMERIC NOT NULL,
-    low          NUMERIC NOT NULL,
-    close        NUMERIC NOT NULL,
-    volume       NUMERIC NOT NULL,
-    quote_volume NUMERIC,
-    vwap         NUMERIC,
-    trades       BIGINT,
-    PRIMARY KEY (symbol, window_ms, start_ms)
-);
--- "The latest candles of every symbol" and roll-ups scan one window size by time.
-CREATE INDEX candles_by_window_start ON candles (window_ms, start_ms);
-CREATE TABLE rejects (
-    source      TEXT    NOT NULL,
-    partition   INTEGER NOT NULL,
-    "offset"    BIGINT  NOT NULL,
-    received_ms BIGINT  NOT NULL,
-    reason      TEXT    NOT NULL,
-    detail      TEXT,
-    raw         BYTEA,
-    PRIMARY KEY (source, partition, "offset")
-);
-CREATE INDEX rejects_by_reason_time ON rejects (reason, received_ms);
-CREATE TABLE source_offsets (
-    source       TEXT    NOT NULL,
-    partition    INTEGER NOT NULL,
-    next_offset  BIGINT  NOT NULL,
-    finished     BOOLEAN NOT NULL DEFAULT false,
-    updated_ms   BIGINT  NOT NULL,
-    max_event_ms BIGINT,
-    PRIMARY KEY (source, partition)
-);
-CREATE TABLE resume_frontier (
-    source      TEXT   NOT NULL PRIMARY KEY,
-    frontier_ms BIGINT,
-    updated_ms  BIGINT NOT NULL
-);
-CREATE VIEW candles_at AS
-SELECT symbol, window_ms, to_timestamp(start_ms / 1000.0) AS start_at,
-       to_timestamp((start_ms + window_ms) / 1000.0) AS end_at,
-       open, high, low, close, volume, quote_volume, vwap, trades
-FROM candles;
-CREATE VIEW rejects_at AS
-SELECT source, partition, "offset", to_timestamp(received_ms / 1000.0) AS received_at,
-       reason, detail, encode(raw, 'escape') AS raw_text
-FROM rejects;
-"#,
-    ),
-    (
-        2,
-        "trades archive (--store-trades)",
-        r#"
-CREATE TABLE trades (
-    symbol      TEXT    NOT NULL,
-    trade_id    BIGINT  NOT NULL,
-    price       NUMERIC NOT NULL,
-    qty         NUMERIC NOT NULL,
-    time_ms     BIGINT  NOT NULL,
-    buyer_maker BOOLEAN NOT NULL
-);
--- A BRIN index keeps bulk loads fast; trades arrive roughly in time order.
-CREATE INDEX trades_by_time ON trades USING brin (time_ms);
-"#,
-    ),
-    (
-        3,
-        "commit sequence numbers, to settle a COMMIT whose reply was lost",
-        r#"
--- Each commit stores its source's next number in its own transaction: a writer that lost the
--- connection while COMMIT was in flight reads it back to learn whether the commit landed.
-CREATE TABLE sink_commits (
-    source       TEXT   NOT NULL PRIMARY KEY,
-    seq          BIGINT NOT NULL,
-    committed_ms BIGINT NOT NULL
-);
-"#,
-    ),
-    (
-        4,
-        "run identity: what each source's stored results were made from",
-        r#"
--- A restart compares its source and settings with these before resuming (see README,
--- "Restarts"), so two different runs never mix in one table.
-CREATE TABLE source_identity (
-    source      TEXT   NOT NULL PRIMARY KEY,
-    fingerprint TEXT   NOT NULL,
-    settings    TEXT   NOT NULL,
-    updated_ms  BIGINT NOT NULL
-);
-"#,
-    ),
-];
 
 /// `url` with any password replaced by `***`, for messages and logs.
 ///
@@ -279,7 +177,6 @@ pub struct PostgresWriter {
     url: String,
     config: postgres::Config,
     client: Option<Client>,
-    store_trades: bool,
     /// The last sequence number stored in `sink_commits`, by source, as read on (or written
     /// through) the current connection.
     seqs: HashMap<String, i64>,
@@ -312,12 +209,11 @@ impl std::fmt::Debug for PostgresWriter {
 }
 
 impl PostgresWriter {
-    /// Connects to `url` and brings its schema up to date. With `store_trades`, every commit
-    /// also archives its trades. A database that cannot be reached yet (refused, starting up)
+    /// Connects to `url` and brings its schema up to date. A database that cannot be reached yet (refused, starting up)
     /// is awaited like one lost mid-run, saying so on stderr every 2 s (even with `--quiet`,
     /// like the warnings of an outage mid-run: nobody should wait on silence); any other error
     /// fails at once.
-    pub fn open(url: &str, store_trades: bool) -> Result<PostgresWriter, String> {
+    pub fn open(url: &str) -> Result<PostgresWriter, String> {
         let mut config: postgres::Config =
             url.parse().map_err(|e| format!("{}: {e}", redact(url)))?;
         if config.get_connect_timeout().is_none() {
@@ -329,7 +225,6 @@ impl PostgresWriter {
             url: url.to_owned(),
             config,
             client: None,
-            store_trades,
             seqs: HashMap::new(),
             frontiers: HashMap::new(),
         };
@@ -366,7 +261,7 @@ impl PostgresWriter {
     /// [`StoredProgress`]); the schema is created if missing. Waits for the database as
     /// [`PostgresWriter::open`] does.
     pub fn stored_progress(url: &str, source: &str) -> Result<StoredProgress, String> {
-        let mut writer = PostgresWriter::open(url, false)?;
+        let mut writer = PostgresWriter::open(url)?;
         let read = |client: &mut Client| -> Result<StoredProgress, postgres::Error> {
             let mut progress = StoredProgress::default();
             for row in client.query(
@@ -395,7 +290,7 @@ impl PostgresWriter {
 
     /// The identity stored with `source`'s progress, if any.
     pub fn stored_identity(url: &str, source: &str) -> Result<Option<Identity>, String> {
-        let mut writer = PostgresWriter::open(url, false)?;
+        let mut writer = PostgresWriter::open(url)?;
         let read = |client: &mut Client| {
             client
                 .query_opt(
@@ -410,7 +305,7 @@ impl PostgresWriter {
 
     /// Stores `identity` as `source`'s.
     pub fn record_identity(url: &str, source: &str, identity: &Identity) -> Result<(), String> {
-        let mut writer = PostgresWriter::open(url, false)?;
+        let mut writer = PostgresWriter::open(url)?;
         let now = crate::source::now_ms() as i64;
         let write = |client: &mut Client| {
             client.execute(
@@ -428,7 +323,7 @@ impl PostgresWriter {
     /// Discards `source`'s progress and results (`--fresh`), as
     /// [`crate::sqlite::SqliteWriter::discard`] does.
     pub fn discard(url: &str, source: &str) -> Result<(), String> {
-        let mut writer = PostgresWriter::open(url, false)?;
+        let mut writer = PostgresWriter::open(url)?;
         let shown = redact(url);
         let discard = |client: &mut Client| -> Result<Result<(), String>, postgres::Error> {
             let mut tx = client.transaction()?;
@@ -445,18 +340,14 @@ impl PostgresWriter {
             if !others.is_empty() {
                 return Ok(Err(crate::sink::refuse_discard(&shown, source, &others)));
             }
-            tx.batch_execute("DELETE FROM candles; DELETE FROM trades;")?;
-            for table in [
-                "rejects",
-                "source_offsets",
-                "resume_frontier",
-                "source_identity",
-                "sink_commits",
-            ] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE source = $1"),
-                    &[&source],
-                )?;
+            for table in schema::TABLES {
+                match table.owner {
+                    Owner::Shared => tx.execute(&format!("DELETE FROM \"{}\"", table.name), &[]),
+                    Owner::Source => tx.execute(
+                        &format!("DELETE FROM \"{}\" WHERE source = $1", table.name),
+                        &[&source],
+                    ),
+                }?;
             }
             tx.commit()?;
             Ok(Ok(()))
@@ -478,11 +369,19 @@ impl PostgresWriter {
                 self.seqs.clear();
                 let mut client = self.config.connect(NoTls)?;
                 migrate(&mut client)?;
-                // Per-connection staging tables for the upserts, emptied by every commit.
-                client.batch_execute(
-                    "CREATE TEMP TABLE candles_stage (LIKE candles) ON COMMIT DELETE ROWS;
-                     CREATE TEMP TABLE rejects_stage (LIKE rejects) ON COMMIT DELETE ROWS;",
-                )?;
+                // Per-connection staging tables for the keyed tables' upserts, emptied by
+                // every commit.
+                let stages: String = schema::TABLES
+                    .iter()
+                    .filter(|t| t.write != Write::Append)
+                    .map(|t| {
+                        format!(
+                            "CREATE TEMP TABLE \"{0}_stage\" (LIKE \"{0}\") ON COMMIT DELETE ROWS;",
+                            t.name
+                        )
+                    })
+                    .collect();
+                client.batch_execute(&stages)?;
                 client
             }
         };
@@ -508,7 +407,6 @@ impl PostgresWriter {
     /// what this run resumed from (or last stored): nothing is written then.
     fn write_commit(&mut self, commit: &Commit) -> Result<Result<(), String>, Failure> {
         let seq = self.stored_seq(&commit.source)? + 1;
-        let store_trades = self.store_trades;
         let expected = match self.frontiers.get(&commit.source) {
             Some(&frontier) => frontier,
             None => commit.resumed_from.map(|f| f as i64),
@@ -537,49 +435,17 @@ impl PostgresWriter {
                 expected.map_or("none".to_owned(), |f| f.to_string()),
             )));
         }
-        copy_candles(&mut tx, commit)?;
-        copy_rejects(&mut tx, commit)?;
-        if store_trades && !commit.trades.is_empty() {
-            copy_trades(&mut tx, commit)?;
+        for (table, rows) in commit.tables() {
+            copy_table(&mut tx, table, rows, commit.merge)?;
         }
-        let now = crate::source::now_ms() as i64;
-        if !commit.offsets.is_empty() {
-            let upsert = tx.prepare(
-                "INSERT INTO source_offsets (source, partition, next_offset, finished, updated_ms, \
-                 max_event_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source, partition) \
-                 DO UPDATE SET next_offset = excluded.next_offset, finished = excluded.finished, \
-                 updated_ms = excluded.updated_ms, max_event_ms = excluded.max_event_ms",
-            )?;
-            for o in &commit.offsets {
-                tx.execute(
-                    &upsert,
-                    &[
-                        &o.source,
-                        &(o.partition as i32),
-                        &(o.next_offset as i64),
-                        &o.finished,
-                        &now,
-                        &o.max_event_ms.map(|m| m as i64),
-                    ],
-                )?;
-            }
+        let bookkeeping = commit.bookkeeping(seq as u64, crate::source::now_ms());
+        for row in &bookkeeping {
+            let table = row.table();
+            let cells: Vec<Cell<'_>> = row.values.iter().map(Cell).collect();
+            let params: Vec<&(dyn ToSql + Sync)> =
+                cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+            tx.execute(&table.insert(Dialect::Postgres), &params)?;
         }
-        tx.execute(
-            "INSERT INTO resume_frontier (source, frontier_ms, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (source) DO UPDATE SET frontier_ms = excluded.frontier_ms, \
-             updated_ms = excluded.updated_ms",
-            &[
-                &commit.source,
-                &commit.resume_frontier.map(|f| f as i64),
-                &now,
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO sink_commits (source, seq, committed_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (source) DO UPDATE SET seq = excluded.seq, \
-             committed_ms = excluded.committed_ms",
-            &[&commit.source, &seq, &now],
-        )?;
         tx.commit().map_err(|error| Failure {
             error,
             in_doubt: Some(seq),
@@ -666,8 +532,10 @@ impl Writer for PostgresWriter {
     }
 }
 
-/// Applies the migrations this database lacks, each in its own transaction, holding an
-/// advisory lock so that concurrent starts apply each exactly once.
+/// Applies the migrations this database lacks ([`schema::migration`]), holding an advisory
+/// lock so that concurrent starts apply each exactly once. A database that a newer tickflow
+/// migrated further is refused with a server-side error naming the versions (not transient,
+/// so the run fails at once with it).
 fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -682,209 +550,126 @@ fn migrate(client: &mut Client) -> Result<(), postgres::Error> {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    for &(version, description, sql) in MIGRATIONS {
-        if applied.contains(&version) {
+    if let Some(&newest) = applied.iter().max() {
+        if newest as u32 > schema::VERSION {
+            tx.batch_execute(&format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'the database is at schema version {newest}, made \
+                 by a newer tickflow; this one knows versions up to {}: upgrade tickflow or use \
+                 another sink'; END $$",
+                schema::VERSION
+            ))?;
+        }
+    }
+    for version in 1..=schema::VERSION {
+        if applied.contains(&(version as i32)) {
             continue;
         }
+        let description = schema::describe(version);
         tracing::info!(version, description, "migrating the database");
-        tx.batch_execute(sql)?;
+        for step in schema::migration(Dialect::Postgres, version) {
+            match step {
+                schema::Step::Sql(sql) | schema::Step::AddColumn { sql, .. } => {
+                    tx.batch_execute(&sql)?
+                }
+            }
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
-            &[&version, &description],
+            &[&(version as i32), &description],
         )?;
     }
     tx.commit()
 }
 
-fn copy_rows(
+/// The PostgreSQL type of a column of type `ty`, for binary COPY.
+fn pg_type(ty: schema::Type) -> Type {
+    match ty {
+        schema::Type::Text => Type::TEXT,
+        schema::Type::Int32 => Type::INT4,
+        schema::Type::Int64 => Type::INT8,
+        schema::Type::Bool => Type::BOOL,
+        schema::Type::Decimal => Type::NUMERIC,
+        schema::Type::Bytes => Type::BYTEA,
+    }
+}
+
+/// Writes `rows` of `table` by its declared rule: an append-only table's straight into it by
+/// binary COPY; a keyed table's into its stage, then (with `merge`, through the table's
+/// merge rule first) into the table with `INSERT … SELECT … ON CONFLICT`.
+fn copy_table(
     tx: &mut Transaction<'_>,
-    statement: &str,
-    types: &[Type],
-    mut rows: impl FnMut(
-        &mut dyn FnMut(&[&(dyn ToSql + Sync)]) -> Result<(), postgres::Error>,
-    ) -> Result<(), postgres::Error>,
+    table: &Table,
+    rows: &[Row],
+    merge: bool,
 ) -> Result<(), postgres::Error> {
-    let sink = tx.copy_in(statement)?;
-    let mut writer = BinaryCopyInWriter::new(sink, types);
-    rows(&mut |row| writer.write(row))?;
+    let target = match table.write {
+        Write::Append => format!("\"{}\"", table.name),
+        Write::Upsert | Write::Ignore => format!("\"{}_stage\"", table.name),
+    };
+    let types: Vec<Type> = table.columns.iter().map(|c| pg_type(c.ty)).collect();
+    let columns = table.column_list();
+    let sink = tx.copy_in(&format!(
+        "COPY {target} ({columns}) FROM STDIN (FORMAT binary)"
+    ))?;
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for row in rows {
+        let cells: Vec<Cell<'_>> = row.values.iter().map(Cell).collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        writer.write(&params)?;
+    }
     writer.finish()?;
-    Ok(())
-}
-
-/// Adds the staged candles of a source that cannot resume ([`Commit::merge_candles`]) to the
-/// rows an earlier run wrote for the same windows, and takes them out of the stage (the rest
-/// are upserted as usual). The rule is the SQLite sink's (`merge_candle` there): sums add, high
-/// is the greater, low the lesser, open stays the earlier run's, close becomes the later's,
-/// and a row or candle without quote volume or trade count (a candle file's) is replaced.
-///
-/// Exactness: sums of NUMERICs are exact, and `trim_scale` only drops trailing zeros, so they
-/// read as tickflow writes them. The VWAP is never a NUMERIC quotient (its scale is limited,
-/// and rounding it again to 8 digits could round twice): with `Q` the quote volume (scale
-/// ≤ 16) and `V` the volume (scale ≤ 8), `Q·10^8 / V` is the VWAP in units of 10^-8, and
-/// `div` and `mod` give its integer quotient (truncated) and remainder exactly; the quotient
-/// moves one unit away from zero when twice the remainder's magnitude reaches `|V|`, which
-/// is `QuoteVolume::div_volume`'s rounding, half away from zero. `FOR UPDATE` keeps the rows
-/// as read until the transaction ends.
-const MERGE_CANDLES: &str = "\
-WITH sums AS (
-    SELECT s.symbol, s.window_ms, s.start_ms,
-           c.volume + s.volume AS volume,
-           c.quote_volume + s.quote_volume AS quote_volume,
-           c.trades + s.trades AS trades
-    FROM candles_stage s JOIN candles c USING (symbol, window_ms, start_ms)
-    WHERE c.quote_volume IS NOT NULL AND c.trades IS NOT NULL
-      AND s.quote_volume IS NOT NULL AND s.trades IS NOT NULL
-    FOR UPDATE OF c
-), merged AS (
-    UPDATE candles c SET
-        high = GREATEST(c.high, s.high),
-        low = LEAST(c.low, s.low),
-        close = s.close,
-        volume = trim_scale(m.volume),
-        quote_volume = trim_scale(m.quote_volume),
-        trades = m.trades,
-        vwap = CASE WHEN m.volume = 0 THEN NULL ELSE trim_scale(0.00000001 * (
-            div(m.quote_volume * 100000000, m.volume)
-            + CASE WHEN 2 * abs(mod(m.quote_volume * 100000000, m.volume)) >= abs(m.volume)
-                   THEN sign(m.quote_volume) * sign(m.volume) ELSE 0 END)) END
-    FROM candles_stage s JOIN sums m USING (symbol, window_ms, start_ms)
-    WHERE (c.symbol, c.window_ms, c.start_ms) = (s.symbol, s.window_ms, s.start_ms)
-    RETURNING c.symbol, c.window_ms, c.start_ms
-)
-DELETE FROM candles_stage s USING merged m
-WHERE (s.symbol, s.window_ms, s.start_ms) = (m.symbol, m.window_ms, m.start_ms)";
-
-fn copy_candles(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
-    if commit.candles.is_empty() {
+    if table.write == Write::Append {
         return Ok(());
     }
-    use Type as T;
-    copy_rows(
-        tx,
-        "COPY candles_stage (symbol, window_ms, start_ms, open, high, low, close, volume, \
-         quote_volume, vwap, trades) FROM STDIN (FORMAT binary)",
-        &[
-            T::TEXT,
-            T::INT8,
-            T::INT8,
-            T::NUMERIC,
-            T::NUMERIC,
-            T::NUMERIC,
-            T::NUMERIC,
-            T::NUMERIC,
-            T::NUMERIC,
-            T::NUMERIC,
-            T::INT8,
-        ],
-        |write| {
-            for c in &commit.candles {
-                let (open, high, low, close, volume) = (
-                    c.open.to_string(),
-                    c.high.to_string(),
-                    c.low.to_string(),
-                    c.close.to_string(),
-                    c.volume.to_string(),
-                );
-                let quote_volume = c.quote_volume.map(|q| q.to_string());
-                let vwap = c.vwap.map(|v| v.to_string());
-                write(&[
-                    &c.symbol.as_str(),
-                    &(c.window_ms as i64),
-                    &(c.start_ms as i64),
-                    &Numeric(&open),
-                    &Numeric(&high),
-                    &Numeric(&low),
-                    &Numeric(&close),
-                    &Numeric(&volume),
-                    &quote_volume.as_deref().map(Numeric),
-                    &vwap.as_deref().map(Numeric),
-                    &c.trades.map(|t| t as i64),
-                ])?;
-            }
-            Ok(())
-        },
-    )?;
-    if commit.merge_candles {
-        tx.execute(MERGE_CANDLES, &[])?;
+    if let (true, Some(rule)) = (merge, table.merge.as_ref()) {
+        tx.execute(rule.postgres, &[])?;
     }
     tx.execute(
-        "INSERT INTO candles SELECT * FROM candles_stage \
-         ON CONFLICT (symbol, window_ms, start_ms) DO UPDATE SET open = excluded.open, \
-         high = excluded.high, low = excluded.low, close = excluded.close, \
-         volume = excluded.volume, quote_volume = excluded.quote_volume, \
-         vwap = excluded.vwap, trades = excluded.trades",
+        &format!(
+            "INSERT INTO \"{0}\" ({columns}) SELECT {columns} FROM {target}{1}",
+            table.name,
+            table.on_conflict()
+        ),
         &[],
     )?;
     Ok(())
 }
 
-fn copy_rejects(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
-    if commit.rejects.is_empty() {
-        return Ok(());
-    }
-    use Type as T;
-    copy_rows(
-        tx,
-        "COPY rejects_stage (source, partition, \"offset\", received_ms, reason, detail, raw) \
-         FROM STDIN (FORMAT binary)",
-        &[
-            T::TEXT,
-            T::INT4,
-            T::INT8,
-            T::INT8,
-            T::TEXT,
-            T::TEXT,
-            T::BYTEA,
-        ],
-        |write| {
-            for r in &commit.rejects {
-                write(&[
-                    &r.source,
-                    &(r.partition as i32),
-                    &(r.offset as i64),
-                    &(r.received_ms as i64),
-                    &r.reason,
-                    &r.detail,
-                    &r.raw.as_slice(),
-                ])?;
-            }
-            Ok(())
-        },
-    )?;
-    tx.execute(
-        "INSERT INTO rejects SELECT * FROM rejects_stage ON CONFLICT DO NOTHING",
-        &[],
-    )?;
-    Ok(())
-}
+/// A [`Value`] as a PostgreSQL parameter of its column's type.
+#[derive(Debug)]
+struct Cell<'a>(&'a Value);
 
-fn copy_trades(tx: &mut Transaction<'_>, commit: &Commit) -> Result<(), postgres::Error> {
-    use Type as T;
-    let mut price = String::new();
-    let mut qty = String::new();
-    copy_rows(
-        tx,
-        "COPY trades (symbol, trade_id, price, qty, time_ms, buyer_maker) FROM STDIN (FORMAT binary)",
-        &[T::TEXT, T::INT8, T::NUMERIC, T::NUMERIC, T::INT8, T::BOOL],
-        |write| {
-            use std::fmt::Write as _;
-            for t in &commit.trades {
-                price.clear();
-                qty.clear();
-                let _ = write!(price, "{}", t.price);
-                let _ = write!(qty, "{}", t.qty);
-                write(&[
-                    &t.symbol.as_str(),
-                    &(t.id as i64),
-                    &Numeric(&price),
-                    &Numeric(&qty),
-                    &(t.time_ms as i64),
-                    &t.buyer_maker,
-                ])?;
-            }
-            Ok(())
-        },
-    )
+impl ToSql for Cell<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Value::Null => Ok(postgres::types::IsNull::Yes),
+            Value::Int(i) if *ty == Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+            Value::Int(i) => i.to_sql(ty, out),
+            Value::Bool(b) => b.to_sql(ty, out),
+            Value::Text(s) => s.as_str().to_sql(ty, out),
+            Value::Decimal(s) => Numeric(s).to_sql(ty, out),
+            Value::Bytes(b) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        [
+            Type::TEXT,
+            Type::INT4,
+            Type::INT8,
+            Type::BOOL,
+            Type::NUMERIC,
+            Type::BYTEA,
+        ]
+        .contains(ty)
+    }
+
+    postgres::types::to_sql_checked!();
 }
 
 #[cfg(test)]

@@ -1,16 +1,17 @@
 //! Committing results: the sink operator and its writer thread.
 //!
 //! ```text
-//!  candles ─┐  exchange   ┌──────────────┐  bounded   ┌──────────────┐
-//!  rejects ─┤──to worker──▶ CommitSink op ├──channel──▶ writer thread ├──▶ SQLite / PostgreSQL
-//!  trades  ─┤     0       └──────▲───────┘            └──────┬───────┘    / none
-//!  offsets ─┘                    │                           │
-//!                                └────── acknowledgements ───┘
+//!  rows (any declared table) ─┐  exchange   ┌──────────────┐  bounded   ┌──────────────┐
+//!                             ├──to worker──▶ CommitSink op ├──channel──▶ writer thread ├──▶ SQLite / PostgreSQL
+//!  offsets ───────────────────┘     0       └──────▲───────┘            └──────┬───────┘    / none
+//!                                                  └────── acknowledgements ───┘
 //! ```
 //!
-//! The operator stashes rows by time. When its input frontier passes some times, everything
-//! before the frontier is one [`Commit`]: the rows of those times and the latest resume
-//! offset of every partition, written by the writer in one transaction. The operator never
+//! Dataflows emit [`Row`]s of the tables declared in [`crate::schema`]. The operator stashes
+//! them by time. When its input frontier passes some times, everything before the frontier
+//! is one [`Commit`]: the rows of those times (a table's [`Due`] rule says which), the latest
+//! resume offset of every partition and the source's next commit sequence number, written
+//! by the writer in one transaction ([`Commit::bookkeeping`]). The operator never
 //! blocks: if the channel is full it keeps the batch and tries again on its next activation.
 //!
 //! Progress: the operator's output capability stays at the earliest time that is not yet
@@ -31,7 +32,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 use timely::progress::frontier::AntichainRef;
 
-use crate::model::{Candle, Trade};
+use crate::schema::{tables, Due, Row, Table, Write};
 use crate::source::{PartitionProgress, RejectRow};
 
 mod identity;
@@ -48,22 +49,61 @@ pub struct Commit {
     /// Every window ending at or before this time is committed, and the offsets resume the
     /// rest; `None` once the input has ended and every window is final.
     pub resume_frontier: Option<u64>,
-    /// Finished candles.
-    pub candles: Vec<Candle>,
-    /// Rejected records.
-    pub rejects: Vec<RejectRow>,
+    /// Result rows, grouped by table in [`TABLES`](crate::schema::TABLES) order; within a
+    /// keyed table sorted by value and unique by key (the latest row of a key wins), within
+    /// an append-only table in arrival order.
+    pub rows: Vec<Row>,
     /// Resume offsets, one per partition that moved.
     pub offsets: Vec<PartitionProgress>,
-    /// Valid trades to archive (`--store-trades`), in no particular order.
-    pub trades: Vec<Trade>,
-    /// Whether a candle whose row already exists adds to it rather than replacing it: for
-    /// sources that cannot resume (a live feed), whose restarts contribute anew to the
-    /// windows an earlier run already wrote (see [`SinkOptions::merge_candles`]).
-    pub merge_candles: bool,
+    /// Whether rows of a table with a [`Merge`](crate::schema::Merge) rule combine with the
+    /// rows an earlier run wrote for their keys rather than replacing them: for sources that
+    /// cannot resume (a live feed), whose restarts contribute anew to the windows an earlier
+    /// run already wrote (see [`SinkOptions::merge`]).
+    pub merge: bool,
     /// The resume frontier stored for the source when this run read its progress at start
     /// (`None`: none, or NULL). A writer that can lock the stored frontier checks, in the
     /// commit's transaction, that nobody else moved it since (see the PostgreSQL sink).
     pub resumed_from: Option<u64>,
+    /// The end of the window of each row of a [`windowed`](crate::schema::Table::windowed)
+    /// table, for the latency from a window's end to its commit.
+    pub window_ends: Vec<u64>,
+}
+
+impl Commit {
+    /// The rows of each table that has some, in table order.
+    pub fn tables(&self) -> impl Iterator<Item = (&'static Table, &[Row])> {
+        self.rows
+            .chunk_by(|a, b| a.table == b.table)
+            .map(|rows| (rows[0].table(), rows))
+    }
+
+    /// How many rows of `table` the commit holds.
+    pub fn count(&self, table: &Table) -> usize {
+        self.tables()
+            .filter(|(t, _)| std::ptr::eq(*t, table))
+            .map(|(_, rows)| rows.len())
+            .sum()
+    }
+
+    /// The bookkeeping rows every commit writes with its results, in the same transaction:
+    /// the partitions' resume offsets, the source's resume frontier and its commit sequence
+    /// number `seq`, stored at `now_ms`.
+    pub fn bookkeeping(&self, seq: u64, now_ms: u64) -> Vec<Row> {
+        let mut rows: Vec<Row> = self.offsets.iter().map(|o| o.to_row(now_ms)).collect();
+        rows.push(Row {
+            table: tables::RESUME_FRONTIER.id(),
+            values: vec![
+                self.source.as_str().into(),
+                self.resume_frontier.into(),
+                now_ms.into(),
+            ],
+        });
+        rows.push(Row {
+            table: tables::SINK_COMMITS.id(),
+            values: vec![self.source.as_str().into(), seq.into(), now_ms.into()],
+        });
+        rows
+    }
 }
 
 /// Where an earlier run left a source (read back from a durable sink).
@@ -94,22 +134,25 @@ impl Writer for NoneWriter {
 /// What the sink has done, shared with the binary.
 #[derive(Debug, Default)]
 pub struct SinkStatus {
-    /// Candle rows committed.
-    pub candles: u64,
-    /// Reject rows committed.
-    pub rejects: u64,
-    /// Trades archived (`--store-trades`).
-    pub trades: u64,
+    /// Rows committed, by table name.
+    pub rows: BTreeMap<&'static str, u64>,
     /// Seconds the writer spent writing commits (waiting for the database included).
     pub write_seconds: f64,
     /// Transactions committed.
     pub commits: u64,
     /// The writer's error, if it failed.
     pub error: Option<String>,
-    /// For each committed candle, wall-clock ms from its window's end to its commit (a
+    /// For each committed row of a windowed table (a candle), wall-clock ms from its window's end to its commit (a
     /// latency when event time is wall time, as with the paced generator). At most
     /// [`MAX_LAG_SAMPLES`] are kept.
     pub window_lags_ms: Vec<u64>,
+}
+
+impl SinkStatus {
+    /// Rows of `table` committed.
+    pub fn rows(&self, table: &Table) -> u64 {
+        self.rows.get(table.name).copied().unwrap_or(0)
+    }
 }
 
 /// Most window lag samples kept in [`SinkStatus`].
@@ -131,9 +174,9 @@ pub struct SinkOptions {
     /// lowers as it commits them (the sources of this process pause while it is high).
     pub counters: Option<Arc<crate::source::Counters>>,
     /// The source cannot resume (the paced generator, standard input, gzip): a restart's
-    /// candles add to the rows an earlier run wrote for the same windows instead of
-    /// replacing them, so both runs' trades count.
-    pub merge_candles: bool,
+    /// rows of a table with a merge rule (candles) add to the rows an earlier run wrote for
+    /// the same keys instead of replacing them, so both runs' trades count.
+    pub merge: bool,
 }
 
 /// Commits queued towards the writer thread at most.
@@ -189,21 +232,28 @@ impl WriterThread {
                                 };
                                 status.window_lags_ms.extend(
                                     commit
-                                        .candles
+                                        .window_ends
                                         .iter()
                                         .take(room)
-                                        .map(|c| now.saturating_sub(c.start_ms + c.window_ms)),
+                                        .map(|&end| now.saturating_sub(end)),
                                 );
-                                status.candles += commit.candles.len() as u64;
-                                status.rejects += commit.rejects.len() as u64;
-                                status.trades += commit.trades.len() as u64;
+                                for (table, rows) in commit.tables() {
+                                    *status.rows.entry(table.name).or_default() +=
+                                        rows.len() as u64;
+                                }
                                 status.commits += 1;
                             }
                             Err(error) => status.error = Some(error.clone()),
                         }
                     }
                     if let (Ok(()), Some(counters)) = (&result, counters.as_ref()) {
-                        let bytes: u64 = commit.rejects.iter().map(reject_bytes).sum();
+                        // What the sources count until it is committed: see `reject_bytes`.
+                        let bytes: u64 = commit
+                            .rows
+                            .iter()
+                            .filter(|r| r.table().due == Due::Eager)
+                            .map(Row::bytes)
+                            .sum();
                         counters.uncommitted_reject_bytes.fetch_sub(
                             bytes.min(counters.uncommitted_reject_bytes.load(Ordering::Relaxed)),
                             Ordering::Relaxed,
@@ -247,24 +297,32 @@ impl Drop for WriterThread {
 /// Rows stashed by time until the frontier passes them.
 #[derive(Default)]
 struct Pending {
-    candles: BTreeMap<u64, Vec<Candle>>,
-    rejects: BTreeMap<u64, Vec<RejectRow>>,
+    /// Rows of [`Due::AtTime`] tables, by time.
+    timed: BTreeMap<u64, Vec<Row>>,
+    /// Rows of [`Due::Eager`] tables, in arrival order.
+    eager: Vec<Row>,
     offsets: BTreeMap<u64, Vec<PartitionProgress>>,
-    trades: BTreeMap<u64, Vec<Trade>>,
     /// The least frontier at which a source reported stopping early.
     stopped_at: Option<u64>,
 }
 
 impl Pending {
-    /// Whether a commit at `frontier` would write anything: rows before it, or offsets that
-    /// became due (offsets are due once the aligned frontier passes them).
+    /// Stashes `rows` that arrived at `time`.
+    fn add(&mut self, time: u64, rows: &mut Vec<Row>) {
+        for row in rows.drain(..) {
+            match row.table().due {
+                Due::Eager => self.eager.push(row),
+                Due::AtTime => self.timed.entry(time).or_default().push(row),
+            }
+        }
+    }
+
+    /// Whether a commit at `frontier` would write anything: rows before it, eager rows, or
+    /// offsets that became due (offsets are due once the aligned frontier passes them).
     fn has_rows_before(&self, frontier: u64, options: &SinkOptions) -> bool {
         let before = |t: Option<&u64>| t.is_some_and(|&t| t < frontier);
-        // Rejects belong to no window: they are committed as they come (their rows are keyed
-        // by source offset, so writing one again changes nothing).
-        before(self.candles.keys().next())
-            || !self.rejects.is_empty()
-            || before(self.trades.keys().next())
+        before(self.timed.keys().next())
+            || !self.eager.is_empty()
             || self
                 .offsets
                 .keys()
@@ -274,16 +332,6 @@ impl Pending {
 
     /// Takes every row before `frontier` (all of them for `None`) as one commit.
     fn take_before(&mut self, frontier: Option<u64>, options: &SinkOptions) -> Commit {
-        fn split<R>(map: &mut BTreeMap<u64, Vec<R>>, until: Option<u64>) -> Vec<R> {
-            let later = match until {
-                Some(t) => map.split_off(&t),
-                None => BTreeMap::new(),
-            };
-            std::mem::replace(map, later)
-                .into_values()
-                .flatten()
-                .collect()
-        }
         // What the stored offsets must cover: every window still open at the frontier,
         // the earliest of which starts at the frontier aligned down to the longest window.
         let resume_frontier = match frontier {
@@ -293,77 +341,116 @@ impl Pending {
         let until = resume_frontier.map(|f| offsets_until(f, options));
         let already = options.resume_from.unwrap_or(0);
         // A resumed run starts behind the frontier the earlier run committed; what it stores
-        // must not claim less than that, or a restart would write those windows' trades
+        // must not claim less than that, or a restart would write those windows' rows
         // again. (The offsets stored meanwhile are valid for the lower frontier, so they
         // re-read a little more than needed, which the frontier then filters.)
         let resume_frontier = resume_frontier.map(|f| f.max(already));
-        let mut candles: Vec<Candle> = split(&mut self.candles, frontier)
-            .into_iter()
-            .filter(|c| {
-                let end = c.start_ms + c.window_ms;
-                // Committed by an earlier run; or (after an early stop) left for the next.
-                end > already
-                    && self
-                        .stopped_at
-                        .is_none_or(|stop| frontier.is_some() || end <= stop)
-            })
-            .collect();
-        candles.sort();
-        let mut rejects = split(&mut self.rejects, None);
-        rejects.sort();
-        // Trades at times before the earlier run's frontier are archived already; after an
-        // early stop, those from the stop frontier on are left for the next run.
+        // Rows at times before the earlier run's frontier are committed already (a window's
+        // row is stamped with its last ms); after an early stop, those from the stop
+        // frontier on are left for the next run.
         let later = match frontier.or(self.stopped_at) {
-            Some(t) => self.trades.split_off(&t),
+            Some(t) => self.timed.split_off(&t),
             None => BTreeMap::new(),
         };
-        let trades: Vec<Trade> = std::mem::replace(&mut self.trades, later)
-            .into_iter()
-            .filter(|&(t, _)| t >= already)
-            .flat_map(|(_, batch)| batch)
-            .collect();
+        let mut window_ends = Vec::new();
+        let mut rows = Vec::new();
+        for (time, batch) in std::mem::replace(&mut self.timed, later) {
+            if time < already {
+                continue;
+            }
+            for row in batch {
+                if row.table().windowed {
+                    window_ends.push(time + 1);
+                }
+                rows.push(row);
+            }
+        }
+        // Rejects belong to no window: they are committed as they come (their rows are keyed
+        // by source offset, so writing one again changes nothing).
+        rows.append(&mut self.eager);
+        let rows = arrange(rows);
         // Latest report per partition wins: reports are made in time order.
         let mut offsets = BTreeMap::new();
-        for report in split(&mut self.offsets, until) {
+        let mut due = Vec::new();
+        for batch in split(&mut self.offsets, until) {
+            due.extend(batch);
+        }
+        for report in due {
             offsets.insert((report.source.clone(), report.partition), report);
         }
         Commit {
             source: options.source.clone(),
             frontier,
             resume_frontier,
-            candles,
-            rejects,
+            rows,
             offsets: offsets.into_values().collect(),
-            trades,
-            merge_candles: options.merge_candles,
+            merge: options.merge,
             resumed_from: options.resume_from,
+            window_ends,
         }
     }
+}
+
+/// The entries of `map` before `until` (all for `None`), taken out of it.
+fn split<R>(map: &mut BTreeMap<u64, R>, until: Option<u64>) -> Vec<R> {
+    let later = match until {
+        Some(t) => map.split_off(&t),
+        None => BTreeMap::new(),
+    };
+    std::mem::replace(map, later).into_values().collect()
+}
+
+/// `rows` (in time order) as a commit holds them: grouped by table; a keyed table's rows
+/// sorted, so that every run writes them in the same order, and of several rows with one
+/// key only the latest, as writing them one after another would leave.
+fn arrange(rows: Vec<Row>) -> Vec<Row> {
+    let mut latest: HashMap<(crate::schema::TableId, Vec<crate::schema::Value>), usize> =
+        HashMap::new();
+    let mut kept: Vec<Option<Row>> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let table = row.table();
+        if table.write == Write::Upsert {
+            let key = table
+                .key_columns()
+                .into_iter()
+                .map(|i| row.values[i].clone())
+                .collect();
+            if let Some(earlier) = latest.insert((row.table, key), kept.len()) {
+                kept[earlier] = None;
+            }
+        }
+        kept.push(Some(row));
+    }
+    let mut rows: Vec<Row> = kept.into_iter().flatten().collect();
+    // Stable: an append-only table's rows keep their order.
+    rows.sort_by(|a, b| {
+        a.table.cmp(&b.table).then_with(|| match a.table().write {
+            Write::Append => std::cmp::Ordering::Equal,
+            Write::Upsert | Write::Ignore => a.values.cmp(&b.values),
+        })
+    });
+    rows
 }
 
 fn offsets_until(frontier: u64, options: &SinkOptions) -> u64 {
     crate::source::offsets_until(frontier, &options.horizon)
 }
 
-/// Builds the sink. Every worker calls it; rows are exchanged to worker 0, which alone runs
-/// `writer` (the factory is called there only). Returns a stream whose frontier is the
-/// committed frontier, for a probe.
+/// Builds the sink. Every worker calls it; `rows` of every declared table and the sources'
+/// `offsets` are exchanged to worker 0, which alone runs `writer` (the factory is called
+/// there only). Returns a stream whose frontier is the committed frontier, for a probe.
 pub fn commit_sink<'scope>(
-    candles: Stream<'scope, u64, Vec<Candle>>,
-    trades: Stream<'scope, u64, Vec<Trade>>,
-    rejects: Stream<'scope, u64, Vec<RejectRow>>,
+    rows: Stream<'scope, u64, Vec<Row>>,
     offsets: Stream<'scope, u64, Vec<PartitionProgress>>,
     writer: impl FnOnce() -> Box<dyn Writer>,
     status: Arc<Mutex<SinkStatus>>,
     options: SinkOptions,
 ) -> Stream<'scope, u64, Vec<()>> {
-    let scope: Scope<'scope, u64> = candles.scope();
+    let scope: Scope<'scope, u64> = rows.scope();
     let mut builder = OperatorBuilder::new("CommitSink".to_owned(), scope);
     let info = builder.operator_info();
-    let mut candles_in = builder.new_input(candles, Exchange::new(|_: &Candle| 0));
-    let mut rejects_in = builder.new_input(rejects, Exchange::new(|_: &RejectRow| 0));
+    let mut rows_in = builder.new_input(rows, Exchange::new(|_: &Row| 0));
     let mut offsets_in = builder.new_input(offsets, Exchange::new(|_: &PartitionProgress| 0));
-    let mut trades_in = builder.new_input(trades, Exchange::new(|_: &Trade| 0));
     let (_output, committed) = builder.new_output::<Vec<()>>();
 
     let is_writer = scope.index() == 0;
@@ -389,26 +476,14 @@ pub fn commit_sink<'scope>(
         move |frontiers| {
             let Some(thread) = writer_thread.as_mut() else {
                 // Not the writer: nothing arrives here, and nothing needs holding.
-                candles_in.for_each(|_, _| {});
-                rejects_in.for_each(|_, _| {});
+                rows_in.for_each(|_, _| {});
                 offsets_in.for_each(|_, _| {});
-                trades_in.for_each(|_, _| {});
                 cap = None;
                 return;
             };
-            candles_in.for_each(|time, data| {
+            rows_in.for_each(|time, data| {
                 if let Some(&t) = time.least() {
-                    pending.candles.entry(t).or_default().append(data);
-                }
-            });
-            rejects_in.for_each(|time, data| {
-                if let Some(&t) = time.least() {
-                    pending.rejects.entry(t).or_default().append(data);
-                }
-            });
-            trades_in.for_each(|time, data| {
-                if let Some(&t) = time.least() {
-                    pending.trades.entry(t).or_default().append(data);
+                    pending.add(t, data);
                 }
             });
             offsets_in.for_each(|time, data| {
@@ -485,9 +560,10 @@ pub fn commit_sink<'scope>(
     committed
 }
 
-/// What a reject row costs in memory until it is committed, roughly.
+/// What a reject row costs in memory until it is committed, roughly: what [`Row::bytes`]
+/// says of its row, by which the writer counts it off when committed.
 pub fn reject_bytes(row: &RejectRow) -> u64 {
-    (row.raw.len() + row.detail.len() + row.source.len() + 96) as u64
+    (row.raw.len() + row.detail.len() + row.source.len() + row.reason.len() + 96) as u64
 }
 
 /// Records that the writer thread is gone while commits were still due: the run must end

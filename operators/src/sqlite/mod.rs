@@ -1,82 +1,34 @@
 //! The embedded SQLite sink (`--sink sqlite:PATH`, the default).
 //!
 //! ```text
-//!  Commit ──▶ BEGIN IMMEDIATE; upsert (or merge) candles; insert rejects; upsert source_offsets; COMMIT
+//!  Commit ──▶ BEGIN IMMEDIATE; per table: insert, upsert or merge its rows;
+//!             upsert source_offsets, resume_frontier, sink_commits; COMMIT
 //! ```
 //!
 //! Each [`Commit`] is one transaction, so results and the resume offsets that produced them
-//! are durable together. Writes are idempotent on the primary keys: replaying a commit (after
-//! a crash between the write and the source learning of it) changes nothing. The exception
-//! is a commit of a source that cannot resume ([`Commit::merge_candles`]): such a source
-//! never replays, and each of its candles is added to the row an earlier run wrote for the
-//! same window (`merge_candle`, done here in Rust on the exactly parsed TEXT), so a restart
-//! of a live feed within a window keeps both runs' trades. Prices and volumes are stored as
-//! exact decimal TEXT (SQLite has no exact NUMERIC: its NUMERIC affinity rounds to 15
-//! digits); the `candles_real` view casts them for arithmetic. A busy database (another
-//! connection holding a lock) is retried for up to 60 s by SQLite itself;
-//! any other error fails the run with the path in the message.
+//! are durable together. Tables and statements are rendered from their declarations
+//! ([`crate::schema`]); writes are idempotent on the primary keys, so replaying a commit
+//! (after a crash between the write and the source learning of it) changes nothing. The
+//! exception is a commit of a source that cannot resume ([`Commit::merge`]): such a source
+//! never replays, and each of its rows of a table with a merge rule (candles) is combined
+//! with the row an earlier run wrote for the same key (done here in Rust on the exactly
+//! parsed TEXT), so a restart of a live feed within a window keeps both runs' trades.
+//! Decimals are stored as exact TEXT (SQLite has no exact NUMERIC: its NUMERIC affinity
+//! rounds to 15 digits); the `candles_real` view casts them for arithmetic.
+//!
+//! Schema: the versioned migrations of [`crate::schema::migration`], recorded in
+//! `schema_migrations` and applied in one immediate transaction, so concurrent starts apply
+//! each once. A database made before migrations were versioned is brought up to date in
+//! place; one made by a newer tickflow is refused. A busy database (another connection
+//! holding a lock) is retried for up to 60 s by SQLite itself; any other error fails the run
+//! with the path in the message.
 
-use rusqlite::types::Type;
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::model::{Candle, DecimalError, Fixed, QuoteVolume, Volume};
+use crate::schema::{self, Dialect, Owner, Row, Table, Type, Value};
 pub use crate::sink::StoredProgress;
 use crate::sink::{Commit, Identity, Writer};
-
-/// The schema this issue's tables need; later components add theirs.
-pub const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS candles (
-    symbol       TEXT    NOT NULL,
-    window_ms    INTEGER NOT NULL,
-    start_ms     INTEGER NOT NULL,
-    open         TEXT    NOT NULL,
-    high         TEXT    NOT NULL,
-    low          TEXT    NOT NULL,
-    close        TEXT    NOT NULL,
-    volume       TEXT    NOT NULL,
-    quote_volume TEXT,
-    vwap         TEXT,
-    trades       INTEGER,
-    PRIMARY KEY (symbol, window_ms, start_ms)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rejects (
-    source      TEXT    NOT NULL,
-    partition   INTEGER NOT NULL,
-    "offset"    INTEGER NOT NULL,
-    received_ms INTEGER NOT NULL,
-    reason      TEXT    NOT NULL,
-    detail      TEXT,
-    raw         BLOB,
-    PRIMARY KEY (source, partition, "offset")
-);
-CREATE INDEX IF NOT EXISTS rejects_by_reason ON rejects (reason);
-CREATE TABLE IF NOT EXISTS source_offsets (
-    source      TEXT    NOT NULL,
-    partition   INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    finished    INTEGER NOT NULL DEFAULT 0,
-    updated_ms  INTEGER NOT NULL,
-    max_event_ms INTEGER,
-    PRIMARY KEY (source, partition)
-);
-CREATE TABLE IF NOT EXISTS source_identity (
-    source      TEXT    NOT NULL PRIMARY KEY,
-    fingerprint TEXT    NOT NULL,
-    settings    TEXT    NOT NULL,
-    updated_ms  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS resume_frontier (
-    source      TEXT    NOT NULL PRIMARY KEY,
-    frontier_ms INTEGER,
-    updated_ms  INTEGER NOT NULL
-);
-CREATE VIEW IF NOT EXISTS candles_real AS
-SELECT symbol, window_ms, start_ms,
-       CAST(open AS REAL) AS open, CAST(high AS REAL) AS high, CAST(low AS REAL) AS low,
-       CAST(close AS REAL) AS close, CAST(volume AS REAL) AS volume,
-       CAST(quote_volume AS REAL) AS quote_volume, CAST(vwap AS REAL) AS vwap, trades
-FROM candles;
-"#;
 
 /// Writes commits into a SQLite database file.
 #[derive(Debug)]
@@ -99,8 +51,7 @@ impl SqliteWriter {
         connection
             .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(fail)?;
-        connection.execute_batch(SCHEMA).map_err(fail)?;
-        migrate(&connection).map_err(fail)?;
+        migrate(&connection).map_err(|e| format!("sqlite:{path}: {e}"))?;
         Ok(SqliteWriter {
             path: path.to_owned(),
             connection,
@@ -115,9 +66,7 @@ impl SqliteWriter {
             return Ok(StoredProgress::default());
         }
         let fail = |e: rusqlite::Error| format!("sqlite:{path}: {e}");
-        let connection = Connection::open(path).map_err(fail)?;
-        connection.execute_batch(SCHEMA).map_err(fail)?;
-        migrate(&connection).map_err(fail)?;
+        let connection = SqliteWriter::open(path)?.connection;
         let mut statement = connection
             .prepare(
                 "SELECT partition, next_offset, max_event_ms FROM source_offsets WHERE source = ?1",
@@ -220,112 +169,120 @@ impl SqliteWriter {
                 &others,
             ));
         }
-        tx.execute_batch("DELETE FROM candles;").map_err(fail)?;
-        for table in [
-            "rejects",
-            "source_offsets",
-            "resume_frontier",
-            "source_identity",
-        ] {
-            tx.execute(&format!("DELETE FROM {table} WHERE source = ?1"), [source])
-                .map_err(fail)?;
+        for table in schema::TABLES {
+            match table.owner {
+                Owner::Shared => tx.execute(&format!("DELETE FROM \"{}\"", table.name), []),
+                Owner::Source => tx.execute(
+                    &format!("DELETE FROM \"{}\" WHERE source = ?1", table.name),
+                    [source],
+                ),
+            }
+            .map_err(fail)?;
         }
         tx.commit().map_err(fail)
     }
 
     fn write_commit(&mut self, commit: &Commit) -> rusqlite::Result<()> {
-        let now = crate::source::now_ms() as i64;
         // Immediate: the write lock is taken (or waited for) at BEGIN, so the rows that
-        // candles merge into cannot change between reading and writing them.
+        // merges read cannot change between reading and writing them.
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut stored = tx.prepare_cached(
-                "SELECT open, high, low, close, volume, quote_volume, trades FROM candles \
-                 WHERE symbol = ?1 AND window_ms = ?2 AND start_ms = ?3",
-            )?;
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO candles (symbol, window_ms, start_ms, open, high, low, close, \
-                 volume, quote_volume, vwap, trades) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-                 ON CONFLICT (symbol, window_ms, start_ms) DO UPDATE SET open = excluded.open, \
-                 high = excluded.high, low = excluded.low, close = excluded.close, \
-                 volume = excluded.volume, quote_volume = excluded.quote_volume, \
-                 vwap = excluded.vwap, trades = excluded.trades",
-            )?;
-            for c in &commit.candles {
-                let merged = if commit.merge_candles {
-                    let key = params![c.symbol.as_str(), c.window_ms as i64, c.start_ms as i64];
-                    match stored
-                        .query_row(key, |row| stored_candle(row, c))
-                        .optional()?
-                    {
-                        Some(earlier) => merge_candle(&earlier, c)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-                        None => None,
-                    }
-                } else {
-                    None
-                };
-                let c = merged.as_ref().unwrap_or(c);
-                upsert.execute(params![
-                    c.symbol.as_str(),
-                    c.window_ms as i64,
-                    c.start_ms as i64,
-                    c.open.to_string(),
-                    c.high.to_string(),
-                    c.low.to_string(),
-                    c.close.to_string(),
-                    c.volume.to_string(),
-                    c.quote_volume.map(|q| q.to_string()),
-                    c.vwap.map(|v| v.to_string()),
-                    c.trades.map(|t| t as i64),
-                ])?;
-            }
-            let mut reject = tx.prepare_cached(
-                "INSERT INTO rejects (source, partition, \"offset\", received_ms, reason, detail, raw) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            )?;
-            for r in &commit.rejects {
-                // Valid UTF-8 is kept as TEXT so it reads naturally; anything else as a BLOB.
-                let raw: rusqlite::types::Value = match std::str::from_utf8(&r.raw) {
-                    Ok(text) => text.to_owned().into(),
-                    Err(_) => r.raw.clone().into(),
-                };
-                reject.execute(params![
-                    r.source,
-                    r.partition,
-                    r.offset as i64,
-                    r.received_ms as i64,
-                    r.reason,
-                    r.detail,
-                    raw,
-                ])?;
-            }
-            let mut offset = tx.prepare_cached(
-                "INSERT INTO source_offsets (source, partition, next_offset, finished, updated_ms, \
-                 max_event_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, partition) \
-                 DO UPDATE SET next_offset = excluded.next_offset, finished = excluded.finished, \
-                 updated_ms = excluded.updated_ms, max_event_ms = excluded.max_event_ms",
-            )?;
-            for o in &commit.offsets {
-                offset.execute(params![
-                    o.source,
-                    o.partition,
-                    o.next_offset as i64,
-                    o.finished,
-                    now,
-                    o.max_event_ms.map(|m| m as i64),
-                ])?;
-            }
-            tx.execute(
-                "INSERT INTO resume_frontier (source, frontier_ms, updated_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (source) DO UPDATE SET frontier_ms = excluded.frontier_ms, \
-                 updated_ms = excluded.updated_ms",
-                params![commit.source, commit.resume_frontier.map(|f| f as i64), now],
-            )?;
+        for (table, rows) in commit.tables() {
+            write_rows(&tx, table, rows, commit.merge)?;
+        }
+        let seq: Option<i64> = tx
+            .query_row(
+                "SELECT seq FROM sink_commits WHERE source = ?1",
+                [&commit.source],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let seq = seq.map_or(0, |s| s.max(0) as u64) + 1;
+        let bookkeeping = commit.bookkeeping(seq, crate::source::now_ms());
+        for rows in bookkeeping.chunk_by(|a, b| a.table == b.table) {
+            write_rows(&tx, rows[0].table(), rows, false)?;
         }
         tx.commit()
+    }
+}
+
+/// Writes `rows` of `table` by its declared rule; with `merge`, a table's merge rule first
+/// combines each row with the one stored for its key.
+fn write_rows(
+    tx: &rusqlite::Transaction<'_>,
+    table: &Table,
+    rows: &[Row],
+    merge: bool,
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(&table.insert(Dialect::Sqlite))?;
+    let rule = table.merge.as_ref().filter(|_| merge);
+    let mut stored = match rule {
+        Some(_) => Some(tx.prepare_cached(&table.select_by_key(Dialect::Sqlite))?),
+        None => None,
+    };
+    let key = table.key_columns();
+    for row in rows {
+        let mut merged = None;
+        if let (Some(rule), Some(stored)) = (rule, stored.as_mut()) {
+            let earlier = stored
+                .query_row(
+                    params_from_iter(key.iter().map(|&i| Cell(&row.values[i]))),
+                    |r| read_row(r, table),
+                )
+                .optional()?;
+            if let Some(earlier) = earlier {
+                merged = (rule.combine)(&earlier, &row.values)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            }
+        }
+        let values = merged.as_deref().unwrap_or(&row.values);
+        insert.execute(params_from_iter(values.iter().map(Cell)))?;
+    }
+    Ok(())
+}
+
+/// A stored row of `table`, all columns in order, as values of their declared types.
+fn read_row(row: &rusqlite::Row<'_>, table: &Table) -> rusqlite::Result<Vec<Value>> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let value = row.get_ref(i)?;
+            if value == ValueRef::Null {
+                return Ok(Value::Null);
+            }
+            Ok(match column.ty {
+                Type::Text => Value::Text(row.get(i)?),
+                Type::Decimal => Value::Decimal(row.get(i)?),
+                Type::Int32 | Type::Int64 => Value::Int(row.get(i)?),
+                Type::Bool => Value::Bool(row.get(i)?),
+                Type::Bytes => match value {
+                    ValueRef::Text(b) | ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                    _ => Value::Text(row.get::<_, String>(i)?),
+                },
+            })
+        })
+        .collect()
+}
+
+/// A [`Value`] as an SQLite parameter.
+struct Cell<'a>(&'a Value);
+
+impl rusqlite::ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
+            Value::Text(s) | Value::Decimal(s) => ValueRef::Text(s.as_bytes()),
+            // Valid UTF-8 is kept as TEXT so it reads naturally; anything else as a BLOB.
+            Value::Bytes(b) => match std::str::from_utf8(b) {
+                Ok(_) => ValueRef::Text(b),
+                Err(_) => ValueRef::Blob(b),
+            },
+        }))
     }
 }
 
@@ -336,108 +293,94 @@ impl Writer for SqliteWriter {
     }
 }
 
-/// The candle stored in `row` (`open, high, low, close, volume, quote_volume, trades`) for
-/// the window of `key`, its decimals parsed exactly from their TEXT.
-fn stored_candle(row: &Row<'_>, key: &Candle) -> rusqlite::Result<Candle> {
-    fn decimal<T>(
-        row: &Row<'_>,
-        index: usize,
-        parse: fn(&[u8]) -> Result<T, DecimalError>,
-    ) -> rusqlite::Result<Option<T>> {
-        let Some(text) = row.get::<_, Option<String>>(index)? else {
-            return Ok(None);
-        };
-        parse(text.as_bytes()).map(Some).map_err(|e| {
-            let what = format!("a stored candle holds {text:?}: {e}");
-            rusqlite::Error::FromSqlConversionFailure(index, Type::Text, what.into())
-        })
-    }
-    // The schema makes these NOT NULL.
-    fn required<T>(index: usize, value: Option<T>) -> rusqlite::Result<T> {
-        value.ok_or_else(|| rusqlite::Error::InvalidColumnType(index, "NULL".into(), Type::Null))
-    }
-    let trades = match row.get::<_, Option<i64>>(6)? {
-        Some(t) => Some(u64::try_from(t).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, Type::Integer, Box::new(e))
-        })?),
-        None => None,
+/// Brings the database to [`schema::VERSION`]: applies, in one immediate transaction, the
+/// migrations `schema_migrations` does not list. A table that exists already (a database
+/// made before migrations were versioned) gains the declared columns it lacks. A database
+/// that a newer tickflow migrated further is refused.
+fn migrate(connection: &Connection) -> Result<(), String> {
+    connection
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version     INTEGER PRIMARY KEY,
+                 description TEXT    NOT NULL,
+                 applied_ms  INTEGER NOT NULL)",
+        )
+        .map_err(sql_error)?;
+    let applied = |connection: &Connection| -> rusqlite::Result<Vec<u32>> {
+        let mut statement = connection.prepare("SELECT version FROM schema_migrations")?;
+        let versions = statement.query_map([], |row| row.get(0))?;
+        versions.collect()
     };
-    Ok(Candle {
-        symbol: key.symbol,
-        window_ms: key.window_ms,
-        start_ms: key.start_ms,
-        open: required(0, decimal(row, 0, Fixed::parse)?)?,
-        high: required(1, decimal(row, 1, Fixed::parse)?)?,
-        low: required(2, decimal(row, 2, Fixed::parse)?)?,
-        close: required(3, decimal(row, 3, Fixed::parse)?)?,
-        volume: required(4, decimal(row, 4, Volume::parse)?)?,
-        quote_volume: decimal(row, 5, QuoteVolume::parse)?,
-        // Recomputed from the sums when merging.
-        vwap: None,
-        trades,
-    })
+    let known = applied(connection).map_err(sql_error)?;
+    if let Some(&newest) = known.iter().max() {
+        if newest > schema::VERSION {
+            return Err(format!(
+                "the database is at schema version {newest}, made by a newer tickflow; this \
+                 one knows versions up to {}: upgrade tickflow or use another sink",
+                schema::VERSION
+            ));
+        }
+    }
+    if (1..=schema::VERSION).all(|v| known.contains(&v)) {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(connection, TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
+    // Read again under the lock: another process may have migrated meanwhile.
+    let known = applied(&tx).map_err(sql_error)?;
+    for version in (1..=schema::VERSION).filter(|v| !known.contains(v)) {
+        tracing::info!(version, "migrating the SQLite database");
+        for step in schema::migration(Dialect::Sqlite, version) {
+            match step {
+                schema::Step::Sql(statement) => tx.execute_batch(&statement),
+                schema::Step::AddColumn {
+                    table,
+                    column,
+                    sql: statement,
+                } => add_column(&tx, table, column, &statement),
+            }
+            .map_err(sql_error)?;
+        }
+        for table in schema::TABLES.iter().filter(|t| t.since <= version) {
+            for column in table.columns.iter().filter(|c| c.since <= version) {
+                let statement = format!(
+                    "ALTER TABLE \"{}\" ADD COLUMN \"{}\" {}",
+                    table.name,
+                    column.name,
+                    column.ty.sql(Dialect::Sqlite)
+                );
+                add_column(&tx, table.name, column.name, &statement).map_err(sql_error)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description, applied_ms) VALUES (?1, ?2, ?3)",
+            params![
+                version,
+                schema::describe(version),
+                crate::source::now_ms() as i64
+            ],
+        )
+        .map_err(sql_error)?;
+    }
+    tx.commit().map_err(sql_error)
 }
 
-/// `later` added to `earlier`, a candle an earlier run wrote for the same window: the run
-/// that restarted a source that cannot resume contributes the trades it saw to the window.
-///
-/// Volume, quote volume and trade count add up exactly; high is the greater, low the lesser;
-/// VWAP is the summed quote volume over the summed volume, rounded as every VWAP is
-/// ([`QuoteVolume::div_volume`]). Open stays the earlier run's and close becomes the later
-/// run's: a live feed's restart sees later trades, so in event time the earlier run's
-/// contribution comes first. `None` (replace the row as before) when either candle lacks the
-/// sums to add, as candles read from a candle file do. An error only when the trade count
-/// overflows.
-fn merge_candle(earlier: &Candle, later: &Candle) -> Result<Option<Candle>, String> {
-    let (Some(earlier_quote), Some(earlier_trades), Some(later_quote), Some(later_trades)) = (
-        earlier.quote_volume,
-        earlier.trades,
-        later.quote_volume,
-        later.trades,
-    ) else {
-        return Ok(None);
-    };
-    let trades = earlier_trades
-        .checked_add(later_trades)
-        .filter(|&t| i64::try_from(t).is_ok())
-        .ok_or_else(|| {
-            format!(
-                "{} {} ms window at {}: the trade count overflows when merging",
-                later.symbol.as_str(),
-                later.window_ms,
-                later.start_ms
-            )
-        })?;
-    // Both rows are sums of tickflow's own trades and together count fewer than 2^63, so
-    // the sums cannot wrap (see `Volume` and `QuoteVolume`).
-    let mut volume = earlier.volume;
-    volume += later.volume;
-    let mut quote_volume = earlier_quote;
-    quote_volume += later_quote;
-    Ok(Some(Candle {
-        symbol: later.symbol,
-        window_ms: later.window_ms,
-        start_ms: later.start_ms,
-        open: earlier.open,
-        high: earlier.high.max(later.high),
-        low: earlier.low.min(later.low),
-        close: later.close,
-        volume,
-        quote_volume: Some(quote_volume),
-        vwap: quote_volume.div_volume(volume),
-        trades: Some(trades),
-    }))
+fn sql_error(e: rusqlite::Error) -> String {
+    e.to_string()
 }
 
-/// Brings a database made by an earlier version up to [`SCHEMA`].
-fn migrate(connection: &Connection) -> rusqlite::Result<()> {
-    let has_max: bool = connection.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('source_offsets') WHERE name = 'max_event_ms'",
-        [],
+/// Runs `sql` (which adds `column` to `table`) unless the column is there.
+fn add_column(tx: &Connection, table: &str, column: &str, sql: &str) -> rusqlite::Result<()> {
+    let present: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
         |row| row.get(0),
     )?;
-    if !has_max {
-        connection.execute_batch("ALTER TABLE source_offsets ADD COLUMN max_event_ms INTEGER")?;
+    if !present {
+        tx.execute_batch(sql)?;
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
