@@ -179,8 +179,10 @@ pub struct SinkOptions {
     pub merge: bool,
 }
 
-/// Commits queued towards the writer thread at most.
-const IN_FLIGHT: usize = 4;
+/// Commits handed to the writer thread and not yet acknowledged, at most: while the writer
+/// works on one, the next is taken and arranged, so that the writer never waits for worker
+/// 0; the batch after them grows meanwhile.
+const IN_FLIGHT: usize = 2;
 
 /// The writer thread and its channels; lives on worker 0.
 struct WriterThread {
@@ -520,13 +522,13 @@ pub fn commit_sink<'scope>(
                 }
             }
 
-            // One commit in flight at a time: while the writer works, the next batch grows.
-            // Once a source has stopped early, nothing at or after its stop frontier is
+            // At most `IN_FLIGHT` commits at a time: while the writer works, the next batch
+            // grows. Once a source has stopped early, nothing at or after its stop frontier is
             // complete, even if the frontier moves on (a worker that stopped dropped its
             // capabilities while another was further ahead).
             let frontier =
                 min_frontier(frontiers).map(|f| pending.stopped_at.map_or(f, |stop| f.min(stop)));
-            if queued.is_none() && in_flight == 0 && !sent_final {
+            if queued.is_none() && in_flight < IN_FLIGHT && !sent_final {
                 let has_rows = match frontier {
                     None => true,
                     Some(f) => pending.has_rows_before(f, &options),
@@ -534,7 +536,7 @@ pub fn commit_sink<'scope>(
                 if has_rows {
                     sent_final = frontier.is_none();
                     queued = Some(pending.take_before(frontier, &options));
-                } else if let (Some(f), Some(cap)) = (frontier, cap.as_mut()) {
+                } else if let (Some(f), Some(cap), 0) = (frontier, cap.as_mut(), in_flight) {
                     // Nothing to write before `f` and nothing in flight: committed up to `f`.
                     if f > *cap.time() {
                         cap.downgrade(&f);
