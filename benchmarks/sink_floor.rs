@@ -61,7 +61,6 @@ fn main() -> Result<(), String> {
         }
     }
     commit(&mut rows)?;
-    drop(commit);
     drop(writer);
     let seconds = started.elapsed().as_secs_f64();
     println!(
