@@ -1,7 +1,6 @@
 //! The source operator shared by every connector.
 
 use std::cell::RefCell;
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -333,8 +332,9 @@ impl<'a> Deliver<'a> {
 /// Output buffers of one activation; flushed under capabilities delayed to each time.
 #[derive(Default)]
 struct Staged {
-    /// Trades by time, but for the batch of the latest time staged: records mostly come in
-    /// time order, and a run of them at one time is staged with no lookup in the map.
+    /// Trades by time, but for the batch of the latest time staged, which is kept out of
+    /// the map: records mostly come in time order, and a run of them at one time is staged
+    /// with no lookup in the map.
     trades: BTreeMap<u64, Vec<Trade>>,
     latest: Option<(u64, Vec<Trade>)>,
     candles: BTreeMap<u64, Vec<Candle>>,
@@ -348,9 +348,13 @@ impl Staged {
         match &mut self.latest {
             Some((latest, batch)) if *latest == time => batch.push(trade),
             latest => {
-                let before = latest.replace((time, vec![trade]));
-                if let Some((time, batch)) = before {
-                    self.stash(time, batch);
+                // The batch of `time` moves out of the map and the latest one back in, so
+                // that records going back and forth across a boundary of the granule only
+                // move batches, never copy them.
+                let mut batch = self.trades.remove(&time).unwrap_or_default();
+                batch.push(trade);
+                if let Some((before, batch)) = latest.replace((time, batch)) {
+                    self.trades.insert(before, batch);
                 }
             }
         }
@@ -359,18 +363,9 @@ impl Staged {
     /// The staged trades by time, in the order they were staged; none are left.
     fn take_trades(&mut self) -> BTreeMap<u64, Vec<Trade>> {
         if let Some((time, batch)) = self.latest.take() {
-            self.stash(time, batch);
+            self.trades.insert(time, batch);
         }
         std::mem::take(&mut self.trades)
-    }
-
-    fn stash(&mut self, time: u64, mut batch: Vec<Trade>) {
-        match self.trades.entry(time) {
-            Entry::Vacant(entry) => {
-                entry.insert(batch);
-            }
-            Entry::Occupied(entry) => entry.into_mut().append(&mut batch),
-        }
     }
 }
 
