@@ -332,11 +332,10 @@ impl<'a> Deliver<'a> {
 /// Output buffers of one activation; flushed under capabilities delayed to each time.
 #[derive(Default)]
 struct Staged {
-    /// Trades by time, but for the batch of the latest time staged, which is kept out of
-    /// the map: records mostly come in time order, and a run of them at one time is staged
-    /// with no lookup in the map.
-    trades: BTreeMap<u64, Vec<Trade>>,
-    latest: Option<(u64, Vec<Trade>)>,
+    /// Trades by time, in time order. The records of an activation span few times, but go
+    /// back and forth across their boundaries: a binary search in a short vector finds a
+    /// record's batch for less than a lookup in a map.
+    trades: Vec<(u64, Vec<Trade>)>,
     candles: BTreeMap<u64, Vec<Candle>>,
     rejects: Vec<RejectRow>,
 }
@@ -345,27 +344,10 @@ impl Staged {
     /// Stages a trade at `time`, after those staged there before.
     #[inline]
     fn trade(&mut self, time: u64, trade: Trade) {
-        match &mut self.latest {
-            Some((latest, batch)) if *latest == time => batch.push(trade),
-            latest => {
-                // The batch of `time` moves out of the map and the latest one back in, so
-                // that records going back and forth across a boundary of the granule only
-                // move batches, never copy them.
-                let mut batch = self.trades.remove(&time).unwrap_or_default();
-                batch.push(trade);
-                if let Some((before, batch)) = latest.replace((time, batch)) {
-                    self.trades.insert(before, batch);
-                }
-            }
+        match self.trades.binary_search_by_key(&time, |&(time, _)| time) {
+            Ok(at) => self.trades[at].1.push(trade),
+            Err(at) => self.trades.insert(at, (time, vec![trade])),
         }
-    }
-
-    /// The staged trades by time, in the order they were staged; none are left.
-    fn take_trades(&mut self) -> BTreeMap<u64, Vec<Trade>> {
-        if let Some((time, batch)) = self.latest.take() {
-            self.trades.insert(time, batch);
-        }
-        std::mem::take(&mut self.trades)
     }
 }
 
@@ -640,7 +622,7 @@ pub fn partitioned_source<'scope, P: Partition>(
             next_part = next_part.wrapping_add(1);
 
             // Send what this activation produced, each batch under a capability for its time.
-            for (time, mut batch) in staged.take_trades() {
+            for (time, mut batch) in std::mem::take(&mut staged.trades) {
                 trades_out
                     .activate()
                     .give(&held[0].delayed(&time), &mut batch);
