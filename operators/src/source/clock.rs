@@ -21,6 +21,11 @@
 //! Restarts: a resume point must be a place where nothing is held, so that re-reading from
 //! it with the stored clock makes every decision again identically. While records are held,
 //! the resume point is where the first of them arrived.
+//!
+//! Most records need none of this: nothing is held and the trade is neither late, nor a
+//! jump, nor ahead of the wall clock. [`Clock::admit`] accepts those with two comparisons
+//! against bounds kept up to date as the clock moves, and leaves every other record to
+//! [`Clock::observe`], which decides it exactly as it would have.
 
 use std::collections::VecDeque;
 
@@ -69,6 +74,18 @@ pub(crate) struct Clock {
     held: VecDeque<Held>,
     /// Where the current run of held records began, and the clock then.
     episode: Option<(u64, Option<u64>)>,
+    /// Least event time the source's floor lets through (the floor rounded up to the
+    /// granule), and greatest the wall clock does, as of the last [`Clock::open`]; `None`
+    /// before it, or when no event time can reach the floor.
+    limits: Option<(u64, u64)>,
+    /// The fast path's bounds: [`Clock::admit`] accepts a trade at `lo..=hi`. Recomputed by
+    /// [`Clock::refresh`] whenever what they derive from changes; `lo > hi` while the fast
+    /// path is closed (no clock yet, records held, no resume point).
+    lo: u64,
+    hi: u64,
+    /// Coarsened time of the latest resume point, while the fast path is open: a record in
+    /// its granule is at that time without a division, one after it starts a new point.
+    latest: u64,
 }
 
 impl Clock {
@@ -80,6 +97,65 @@ impl Clock {
             resume: VecDeque::new(),
             held: VecDeque::new(),
             episode: None,
+            limits: None,
+            lo: u64::MAX,
+            hi: 0,
+            latest: 0,
+        }
+    }
+
+    /// Sets the floor (the least time the source may still send at) and the wall clock that
+    /// [`Clock::admit`] judges by until the next call: the same as given to
+    /// [`Clock::observe`] meanwhile.
+    pub(crate) fn open(&mut self, windows: &Windows, floor: u64, now: u64) {
+        self.limits = floor
+            .checked_next_multiple_of(windows.granule())
+            .map(|least| (least, now.saturating_add(self.max_jump)));
+        self.refresh();
+    }
+
+    /// The fast path of [`Clock::observe`]: accepts a trade at `event_time` arriving at
+    /// `offset` when nothing is held and it is not late, not behind the floor, not a jump of
+    /// the clock and not ahead of the wall clock, doing exactly what `observe` would (moving
+    /// the clock, adding a resume point), and returns its coarsened time. `None`: nothing was
+    /// done, the record is for `observe`.
+    #[inline]
+    pub(crate) fn admit(&mut self, windows: &Windows, offset: u64, event_time: u64) -> Option<u64> {
+        if event_time < self.lo || event_time > self.hi {
+            return None;
+        }
+        let time = if event_time.wrapping_sub(self.latest) < windows.granule() {
+            self.latest
+        } else {
+            windows.coarsen(event_time)
+        };
+        // Open, so the clock is set and nothing held: no episode to restart at.
+        let max = self.max_seen.unwrap_or(0);
+        if event_time > max {
+            if time > self.latest {
+                self.resume.push_back((time, offset, self.max_seen));
+            }
+            self.max_seen = Some(event_time);
+            self.refresh();
+        }
+        Some(time)
+    }
+
+    /// Recomputes the fast path's bounds: the record that `observe` would accept without
+    /// touching anything but the clock and the resume points, given what is held, the clock,
+    /// the latest resume point and the limits of [`Clock::open`].
+    #[inline]
+    fn refresh(&mut self) {
+        match (self.max_seen, self.resume.back(), self.limits) {
+            (Some(max), Some(&(latest, _, _)), Some((least, wall))) if self.held.is_empty() => {
+                self.lo = max.saturating_sub(self.lateness).max(least);
+                self.hi = max.saturating_add(self.max_jump).min(wall);
+                self.latest = latest;
+            }
+            _ => {
+                self.lo = u64::MAX;
+                self.hi = 0;
+            }
         }
     }
 
@@ -179,6 +255,7 @@ impl Clock {
         if self.held.is_empty() {
             self.episode = None;
         }
+        self.refresh();
     }
 
     /// Decides every held record at the end of the partition or when it goes idle: released
@@ -206,6 +283,7 @@ impl Clock {
         }
         self.release(windows, floor, |_| true, emit);
         self.episode = None;
+        self.refresh();
     }
 
     /// Releases the held records that `pick` selects, in arrival order, letting them move
@@ -280,6 +358,7 @@ impl Clock {
         while self.resume.front().is_some_and(|&(t, _, _)| t < before) {
             self.resume.pop_front();
         }
+        self.refresh();
     }
 
     /// Offset and clock from which re-reading covers every record at or after `frontier`
@@ -418,6 +497,55 @@ mod tests {
         );
     }
 
+    #[test]
+    fn ordered_trades_take_the_fast_path_until_a_jump_is_held() {
+        let windows = Windows::new(vec![1_000]).expect("windows");
+        let base = 1_700_000_000_000;
+        let mut clock = Clock::new(LATENESS, JUMP, Some(base));
+        clock.open(&windows, 0, NOW);
+        // No resume point yet: the first record goes the slow way.
+        assert_eq!(clock.admit(&windows, 0, base), None);
+        let mut emit = |_: u64, _: &Record, _: &[u8], _: usize, _: Verdict| {};
+        clock.observe(&windows, 0, NOW, 0, trade(base), base, b"", 0, &mut emit);
+        assert_eq!(clock.admit(&windows, 1, base + 1_500), Some(base + 1_000));
+        assert_eq!(clock.admit(&windows, 2, base + 700), Some(base));
+        // Late, a jump, ahead of the wall clock: not for the fast path.
+        assert_eq!(clock.admit(&windows, 3, base - LATENESS), None);
+        assert_eq!(clock.admit(&windows, 3, base + 1_501 + JUMP), None);
+        clock.open(&windows, 0, base);
+        assert_eq!(clock.admit(&windows, 3, base + JUMP + 1_000), None);
+        // Behind the floor, which is rounded up to the granule.
+        clock.open(&windows, base + 1, NOW);
+        assert_eq!(clock.admit(&windows, 3, base + 999), None);
+        assert_eq!(clock.admit(&windows, 3, base + 1_000), Some(base + 1_000));
+        clock.open(&windows, 0, NOW);
+        let jump = base + 2 * JUMP;
+        clock.observe(&windows, 0, NOW, 3, trade(jump), jump, b"", 0, &mut emit);
+        // Held: every record goes the slow way until the jump is decided.
+        assert_eq!(clock.admit(&windows, 4, base + 1_600), None);
+    }
+
+    /// Everything a clock decides by: its clock, resume points, episode and held records.
+    type State = (
+        Option<u64>,
+        Vec<(u64, u64, Option<u64>)>,
+        Option<(u64, Option<u64>)>,
+        Vec<(u64, u32)>,
+    );
+
+    fn state(clock: &Clock) -> State {
+        (
+            clock.max_seen,
+            clock.resume.iter().copied().collect(),
+            clock.episode,
+            clock
+                .held
+                .iter()
+                .map(|h| (h.offset, h.normal_after))
+                .collect(),
+        )
+    }
+
     fn market() -> impl Strategy<Value = Vec<u64>> {
         let base = 1_700_000_000_000u64;
         // Mostly ordered with small disorder, some late records, some far-ahead outliers,
@@ -495,6 +623,64 @@ mod tests {
                     .collect()
             };
             prop_assert_eq!(relevant(&again), relevant(&expected));
+        }
+
+        /// The fast path decides every record it takes as [`Clock::observe`] does and leaves
+        /// the clock as `observe` would, whatever the floor, the wall clock, the pruning and
+        /// the settling between activations: a clock that tries [`Clock::admit`] first
+        /// decides a stream exactly as one that only observes.
+        #[test]
+        fn the_fast_path_decides_as_observe_does(
+            times in market(),
+            known_start in any::<bool>(),
+            // Per activation: records read, the floor around the watermark, the wall clock
+            // from the market's start, whether to prune and whether to settle after it.
+            turns in prop::collection::vec(
+                (1usize..20, 0u64..6_000, 0u64..40 * 86_400_000, any::<bool>(), any::<bool>()),
+                1..20,
+            ),
+        ) {
+            let windows = Windows::new(vec![1_000]).expect("windows");
+            let start = times.first().copied().filter(|_| known_start);
+            let mut slow = Clock::new(LATENESS, JUMP, start);
+            let mut fast = Clock::new(LATENESS, JUMP, start);
+            let mut at = 0;
+            for (len, around, wall, prune, settle) in turns.iter().copied().cycle() {
+                if at >= times.len() {
+                    break;
+                }
+                let floor = (slow.watermark() + around).saturating_sub(3_000);
+                let now = 1_700_000_000_000 + wall;
+                slow.open(&windows, floor, now);
+                fast.open(&windows, floor, now);
+                for (offset, &time) in times.iter().enumerate().skip(at).take(len) {
+                    let offset = offset as u64;
+                    let mut expected = Vec::new();
+                    slow.observe(&windows, floor, now, offset, trade(time), time, b"", 0,
+                        &mut |o, _, _, _, v| expected.push((o, v)));
+                    let mut got = Vec::new();
+                    match fast.admit(&windows, offset, time) {
+                        Some(time) => got.push((offset, Verdict::Accept(time))),
+                        None => fast.observe(&windows, floor, now, offset, trade(time), time,
+                            b"", 0, &mut |o, _, _, _, v| got.push((o, v))),
+                    }
+                    prop_assert_eq!(&got, &expected, "offset {} time {}", offset, time);
+                    prop_assert_eq!(state(&fast), state(&slow));
+                }
+                at += len;
+                if settle {
+                    let mut expected = Vec::new();
+                    slow.settle(&windows, floor, &mut |o, _, _, _, v| expected.push((o, v)));
+                    let mut got = Vec::new();
+                    fast.settle(&windows, floor, &mut |o, _, _, _, v| got.push((o, v)));
+                    prop_assert_eq!(got, expected);
+                }
+                if prune {
+                    slow.prune(windows.coarsen(floor));
+                    fast.prune(windows.coarsen(floor));
+                }
+                prop_assert_eq!(state(&fast), state(&slow));
+            }
         }
     }
 }

@@ -249,53 +249,106 @@ impl<P: Partition> Tracked<P> {
     }
 }
 
-/// Makes the `rejects` row of a record: offset, raw bytes, true length, reason, detail.
-type MakeReject<'a> = dyn Fn(u64, &[u8], usize, RejectReason, String) -> RejectRow + 'a;
+/// Where one partition's records go during an activation: the staged output and the
+/// totals, with what its `rejects` rows carry besides the record.
+struct Deliver<'a> {
+    staged: &'a mut Staged,
+    local: &'a mut Tally,
+    source: &'a str,
+    partition: u32,
+    received_ms: u64,
+}
 
-/// Passes on what the clock decided about a record: accepted records to the trades or
-/// candles of their time, late records and outliers to the rejects.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn deliver(
-    staged: &mut Staged,
-    local: &mut Tally,
-    reject: &MakeReject<'_>,
-    offset: u64,
-    record: &Record,
-    raw: &[u8],
-    full_len: usize,
-    verdict: Verdict,
-) {
-    let (reason, detail) = match verdict {
-        Verdict::Accept(time) => {
-            match record {
-                Record::Trade(trade) => {
-                    local.trades += 1;
-                    staged.trades.entry(time).or_default().push(*trade);
+impl<'a> Deliver<'a> {
+    /// Stages an accepted trade at its coarsened time.
+    #[inline]
+    fn trade(&mut self, time: u64, trade: Trade) {
+        self.local.trades += 1;
+        self.staged.trade(time, trade);
+    }
+
+    /// Stages the `rejects` row of a record: offset, raw bytes, true length, reason, detail.
+    fn reject(
+        &mut self,
+        offset: u64,
+        raw: &[u8],
+        full_len: usize,
+        reason: RejectReason,
+        detail: String,
+    ) {
+        *self.local.rejected.entry(reason.as_str()).or_default() += 1;
+        self.staged.rejects.push(RejectRow {
+            source: self.source.to_owned(),
+            partition: self.partition,
+            offset,
+            received_ms: self.received_ms,
+            reason: reason.as_str().to_owned(),
+            detail: if full_len > raw.len() {
+                format!("{detail} (raw cut to {} of {full_len} bytes)", raw.len())
+            } else {
+                detail
+            },
+            raw: raw.to_vec(),
+        });
+    }
+
+    /// Passes on what the clock decided about a record: accepted records to the trades or
+    /// candles of their time, late records and outliers to the rejects.
+    #[inline]
+    fn verdict(
+        &mut self,
+        offset: u64,
+        record: &Record,
+        raw: &[u8],
+        full_len: usize,
+        verdict: Verdict,
+    ) {
+        let (reason, detail) = match verdict {
+            Verdict::Accept(time) => {
+                match record {
+                    Record::Trade(trade) => self.trade(time, *trade),
+                    Record::Candle(candle) => {
+                        self.local.candles += 1;
+                        self.staged.candles.entry(time).or_default().push(*candle);
+                    }
+                    _ => {}
                 }
-                Record::Candle(candle) => {
-                    local.candles += 1;
-                    staged.candles.entry(time).or_default().push(*candle);
-                }
-                _ => {}
+                return;
             }
-            return;
+            Verdict::Late(detail) => (RejectReason::Late, detail),
+            Verdict::Outlier(detail) => (RejectReason::TimeOutlier, detail),
+        };
+        self.reject(offset, raw, full_len, reason, detail);
+    }
+
+    /// [`Deliver::verdict`] as the clock's callback.
+    fn emit(&mut self) -> impl FnMut(u64, &Record, &[u8], usize, Verdict) + use<'_, 'a> {
+        |offset, record, raw, full_len, verdict| {
+            self.verdict(offset, record, raw, full_len, verdict)
         }
-        Verdict::Late(detail) => (RejectReason::Late, detail),
-        Verdict::Outlier(detail) => (RejectReason::TimeOutlier, detail),
-    };
-    *local.rejected.entry(reason.as_str()).or_default() += 1;
-    staged
-        .rejects
-        .push(reject(offset, raw, full_len, reason, detail));
+    }
 }
 
 /// Output buffers of one activation; flushed under capabilities delayed to each time.
 #[derive(Default)]
 struct Staged {
-    trades: BTreeMap<u64, Vec<Trade>>,
+    /// Trades by time, in time order. The records of an activation span few times, but go
+    /// back and forth across their boundaries: a binary search in a short vector finds a
+    /// record's batch for less than a lookup in a map.
+    trades: Vec<(u64, Vec<Trade>)>,
     candles: BTreeMap<u64, Vec<Candle>>,
     rejects: Vec<RejectRow>,
+}
+
+impl Staged {
+    /// Stages a trade at `time`, after those staged there before.
+    #[inline]
+    fn trade(&mut self, time: u64, trade: Trade) {
+        match self.trades.binary_search_by_key(&time, |&(time, _)| time) {
+            Ok(at) => self.trades[at].1.push(trade),
+            Err(at) => self.trades.insert(at, (time, vec![trade])),
+        }
+    }
 }
 
 /// Finds partitions that appeared while the source runs (a Kafka topic can grow).
@@ -472,52 +525,33 @@ pub fn partitioned_source<'scope, P: Partition>(
                     part.finished = true;
                     continue;
                 }
-                let index = part.partition.index();
-                let reject = |offset: u64,
-                              raw: &[u8],
-                              full_len: usize,
-                              reason: RejectReason,
-                              detail: String| RejectRow {
-                    source: name.clone(),
-                    partition: index,
-                    offset,
+                let mut out = Deliver {
+                    staged: &mut staged,
+                    local: &mut local,
+                    source: &name,
+                    partition: part.partition.index(),
                     received_ms: now,
-                    reason: reason.as_str().to_owned(),
-                    detail: if full_len > raw.len() {
-                        format!("{detail} (raw cut to {} of {full_len} bytes)", raw.len())
-                    } else {
-                        detail
-                    },
-                    raw: raw.to_vec(),
                 };
                 let status = {
                     let Tracked {
                         partition, clock, ..
                     } = part;
+                    clock.open(&windows, held_time, now);
                     let mut ingest = |item: Item<'_>| {
-                        local.records += 1;
+                        out.local.records += 1;
                         let (offset, record, raw, full_len) = match item {
                             Item::Lost {
                                 offset,
                                 end,
                                 detail,
                             } => {
-                                let reason = RejectReason::DataLoss;
-                                *local.rejected.entry(reason.as_str()).or_default() += 1;
                                 let lost = if end > offset {
                                     format!("offsets {offset}..{end} ({} records)", end - offset)
                                 } else {
                                     format!("an unknown number of records from offset {offset} on")
                                 };
-                                staged.rejects.push(RejectRow {
-                                    source: name.clone(),
-                                    partition: index,
-                                    offset,
-                                    received_ms: now,
-                                    reason: reason.as_str().to_owned(),
-                                    detail: format!("{lost} were lost: {detail}"),
-                                    raw: Vec::new(),
-                                });
+                                let detail = format!("{lost} were lost: {detail}");
+                                out.reject(offset, &[], 0, RejectReason::DataLoss, detail);
                                 return;
                             }
                             Item::Trade { offset, trade } => {
@@ -537,22 +571,22 @@ pub fn partitioned_source<'scope, P: Partition>(
                             }
                         };
                         let (record, event_time) = match record {
-                            Ok(Record::Trade(trade)) => (Record::Trade(trade), trade.time_ms),
+                            Ok(Record::Trade(trade)) => {
+                                // The common trade: straight to the output.
+                                if let Some(time) = clock.admit(&windows, offset, trade.time_ms) {
+                                    out.trade(time, trade);
+                                    return;
+                                }
+                                (Record::Trade(trade), trade.time_ms)
+                            }
                             Ok(Record::Candle(candle)) => (Record::Candle(candle), candle.start_ms),
                             Ok(Record::Skipped(kind)) => {
-                                local.skip(kind.as_str(), 1);
+                                out.local.skip(kind.as_str(), 1);
                                 return;
                             }
                             Ok(Record::Blank) | Ok(Record::Header) => return,
                             Err(reason) => {
-                                *local.rejected.entry(reason.as_str()).or_default() += 1;
-                                staged.rejects.push(reject(
-                                    offset,
-                                    raw,
-                                    full_len,
-                                    reason,
-                                    reason.to_string(),
-                                ));
+                                out.reject(offset, raw, full_len, reason, reason.to_string());
                                 return;
                             }
                         };
@@ -565,18 +599,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                             event_time,
                             raw,
                             full_len,
-                            &mut |offset, record, raw, full_len, verdict| {
-                                deliver(
-                                    &mut staged,
-                                    &mut local,
-                                    &reject,
-                                    offset,
-                                    record,
-                                    raw,
-                                    full_len,
-                                    verdict,
-                                );
-                            },
+                            &mut out.emit(),
                         );
                     };
                     partition.poll(budget, &mut ingest)
@@ -588,27 +611,12 @@ pub fn partitioned_source<'scope, P: Partition>(
                     }
                     Poll::Finished => {
                         part.finished = true;
-                        local.errors.extend(part.partition.error());
+                        out.local.errors.extend(part.partition.error());
                     }
                 }
                 // Nothing more will come soon to decide on held records: decide now.
                 if part.finished || part.partition.idle() {
-                    part.clock.settle(
-                        &windows,
-                        held_time,
-                        &mut |offset, record, raw, full_len, verdict| {
-                            deliver(
-                                &mut staged,
-                                &mut local,
-                                &reject,
-                                offset,
-                                record,
-                                raw,
-                                full_len,
-                                verdict,
-                            );
-                        },
-                    );
+                    part.clock.settle(&windows, held_time, &mut out.emit());
                 }
             }
             next_part = next_part.wrapping_add(1);
