@@ -7,9 +7,12 @@
 #   1. the parse floor (read + parse, one thread; the current tree's benchmarks/parse_floor.rs);
 #   2. file → candles → none and → SQLite at -w 2 (default windows 1s,1m);
 #   3. a flood of FLOOD (default 600000) malformed 900-byte lines → SQLite at -w 2: rejects/s
-#      and peak RSS (every line ends in `rejects`).
-# Prints markdown rows: median events/s (or lines/s), every run, median peak RSS; and the
-# ratios current/baseline and pipeline/floor of this one run.
+#      and peak RSS (every line ends in `rejects`);
+#   4. the sink floor: the same rejects handed straight to the SQLite writer, one thread
+#      (benchmarks/sink_floor.rs), the ceiling of 3.
+# The two binaries alternate run by run. Prints markdown rows: median events/s (or
+# lines/s), every run, median peak RSS; and the ratios current/baseline and pipeline/floor
+# of this one run.
 #
 #     bash benchmarks/hardening.sh [EVENTS]     # default 10000000 (~1.3 GB in bench-data/)
 set -euo pipefail
@@ -54,11 +57,27 @@ before_run() { rm -f "$data"/hard-*.db*; }
 echo "file: $file ($events trades); flood: $flood ($flood_lines lines); $(nproc) cores; runs: $runs"
 echo "| what | median events/s | all runs | peak RSS |"
 echo "|---|---|---|---|"
-measure "parse floor (read + parse, 1 thread)" "$floor" "$file"
-for version in "$baseline:$old" "current:$current"; do
-    name=${version%%:*}
-    exe=${version#*:}
-    measure "$name: file → candles → none, -w 2" "$exe" run --source "file:$file" --sink none -w 2 --quiet
-    measure "$name: file → candles → SQLite, -w 2" "$exe" run --source "file:$file" --sink "sqlite:$data/hard-$name.db" -w 2 --quiet
-    measure "$name: flood of malformed lines → SQLite, -w 2" "$exe" run --source "file:$flood" --sink "sqlite:$data/hard-flood-$name.db" -w 2 --quiet
-done
+row "parse floor (read + parse, 1 thread)" < <(for ((i = 0; i < runs; i++)); do run_once "$floor" "$file"; done)
+parse_floor=$row_median
+row "sink floor: the flood's rejects straight into the SQLite writer, 1 thread" < <(
+    for ((i = 0; i < runs; i++)); do run_once "$CARGO_TARGET_DIR/release/sink-floor" "$flood" "$data/hard-floor.db"; done)
+sink_floor=$row_median
+# The two binaries alternate run by run, so that a noisy spell hits both alike; each pair
+# of rows ends with the ratio of their medians.
+pair() {
+    local label=$1 floor_name=$2 floor_rate=$3 i
+    shift 3
+    local base=() cur=()
+    for ((i = 0; i < runs; i++)); do
+        base+=("$(run_once "$old" "$@")")
+        cur+=("$(run_once "$current" "$@")")
+    done
+    row "$baseline: $label" < <(printf '%s\n' "${base[@]}")
+    local b=$row_median
+    row "current: $label" < <(printf '%s\n' "${cur[@]}")
+    printf '| ratio current/%s: %s | %.2f | | |\n' "$baseline" "$label" "$(bc -l <<< "$row_median / $b")"
+    printf '| ratio current/%s: %s | %.2f | | |\n' "$floor_name" "$label" "$(bc -l <<< "$row_median / $floor_rate")"
+}
+pair "file → candles → none, -w 2" "parse floor" "$parse_floor" run --source "file:$file" --sink none -w 2 --quiet
+pair "file → candles → SQLite, -w 2" "parse floor" "$parse_floor" run --source "file:$file" --sink "sqlite:$data/hard-run.db" -w 2 --quiet
+pair "flood of malformed lines → SQLite, -w 2" "sink floor" "$sink_floor" run --source "file:$flood" --sink "sqlite:$data/hard-flood.db" -w 2 --quiet

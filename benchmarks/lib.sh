@@ -22,26 +22,33 @@ setup() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# Runs CMD once; prints "RATE RSS_KB".
+run_once() {
+    if declare -F before_run > /dev/null; then before_run; fi
+    local out rate
+    out=$( { /usr/bin/time -f "RSS %M" "$@" 2>&1 1>&3; } 3>&1 )
+    rate=$(grep -oE '[0-9.]+ (events|lines|messages)/s' <<< "$out" | head -n 1 | cut -d' ' -f1)
+    if [[ -z $rate ]]; then
+        echo "no rate in the output of: $*" >&2
+        echo "$out" >&2
+        return 1
+    fi
+    echo "$rate $(grep -oE 'RSS [0-9]+' <<< "$out" | tail -n 1 | cut -d' ' -f2)"
+}
+
+# Prints the markdown row of LABEL from "RATE RSS_KB" lines on stdin; sets `row_median`.
+row() {
+    local label=$1 lines rates m
+    lines=$(cat)
+    rates=$(cut -d' ' -f1 <<< "$lines" | tr '\n' ' ')
+    row_median=$(cut -d' ' -f1 <<< "$lines" | median)
+    m=$(cut -d' ' -f2 <<< "$lines" | median)
+    printf '| %s | %.2fM | %s | %d MB |\n' "$label" "$(bc -l <<< "$row_median / 1000000")" "$rates" "$((m / 1024))"
+}
+
 measure() {
     local label=$1
     shift
-    local rates=() rss=()
-    for ((i = 0; i < runs; i++)); do
-        if declare -F before_run > /dev/null; then before_run; fi
-        local out
-        out=$( { /usr/bin/time -f "RSS %M" "$@" 2>&1 1>&3; } 3>&1 )
-        local rate
-        rate=$(grep -oE '[0-9.]+ (events|lines|messages)/s' <<< "$out" | head -n 1 | cut -d' ' -f1)
-        if [[ -z $rate ]]; then
-            echo "no rate in the output of: $*" >&2
-            echo "$out" >&2
-            return 1
-        fi
-        rates+=("$rate")
-        rss+=("$(grep -oE 'RSS [0-9]+' <<< "$out" | tail -n 1 | cut -d' ' -f2)")
-    done
-    local r m
-    r=$(printf '%s\n' "${rates[@]}" | median)
-    m=$(printf '%s\n' "${rss[@]}" | median)
-    printf '| %s | %.2fM | %s | %d MB |\n' "$label" "$(bc -l <<< "$r / 1000000")" "$(printf '%s ' "${rates[@]}")" "$((m / 1024))"
+    local i
+    for ((i = 0; i < runs; i++)); do run_once "$@" || return 1; done | row "$label"
 }

@@ -656,6 +656,11 @@ fn run_identity(
             identity = identity
                 .with("kafka.brokers", &spec.brokers)
                 .with("kafka.topic", &spec.topic);
+            // The same address can name another cluster after a redeployment, whose offsets
+            // mean other records.
+            if let Some(cluster) = source.cluster_id() {
+                identity = identity.with("kafka.cluster", cluster);
+            }
         }
     }
     let format = match format {
