@@ -9,6 +9,7 @@
 //!
 //!     cargo run --release -p tickflow-benchmarks --bin sink-floor -- FILE DB [BATCH]
 
+use std::io::BufRead;
 use std::time::Instant;
 
 use tickflow_operators::schema::Row;
@@ -25,7 +26,7 @@ fn main() -> Result<(), String> {
         Some(n) => n.parse().map_err(|e| format!("BATCH {n:?}: {e}"))?,
         None => 20_000,
     };
-    let text = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
+    let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
     if db != ":memory:" {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{db}{suffix}"));
@@ -44,7 +45,12 @@ fn main() -> Result<(), String> {
             ..Commit::default()
         })
     };
-    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line.map_err(|e| format!("{path}: {e}"))?;
+        if line.is_empty() {
+            continue;
+        }
+        let len = line.len() as u64;
         rows.push(Row::from(RejectRow {
             source: source.clone(),
             partition: 0,
@@ -52,9 +58,9 @@ fn main() -> Result<(), String> {
             received_ms: 1_764_633_600_000,
             reason: "malformed_json".to_owned(),
             detail: format!("line {}: EOF while parsing an object", count + 1),
-            raw: line.to_vec(),
+            raw: line,
         }));
-        offset += line.len() as u64 + 1;
+        offset += len + 1;
         count += 1;
         if rows.len() == batch {
             commit(&mut rows)?;

@@ -24,12 +24,20 @@ impl InlineStr {
     /// The string, or `None` when it is longer than [`INLINE_CAPACITY`].
     #[inline]
     pub fn new(text: &str) -> Option<InlineStr> {
+        InlineStr::from_checked_utf8(text.as_bytes())
+    }
+
+    /// From bytes the caller has already checked to be UTF-8 (a parser that validated its
+    /// line), without checking again; `None` when too long. (Bytes that were not UTF-8
+    /// after all read back lossily, see [`InlineStr::as_str`].)
+    #[inline]
+    pub(crate) fn from_checked_utf8(text: &[u8]) -> Option<InlineStr> {
         let len = text.len();
         if len > INLINE_CAPACITY {
             return None;
         }
         let mut bytes = [0u8; INLINE_CAPACITY];
-        bytes[..len].copy_from_slice(text.as_bytes());
+        bytes[..len].copy_from_slice(text);
         Some(InlineStr {
             len: len as u8,
             bytes,

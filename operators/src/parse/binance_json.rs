@@ -199,26 +199,7 @@ impl<'a> Scanner<'a> {
                 }
                 b'\\' => {
                     escaped = true;
-                    match *self.buf.get(i + 1).ok_or(MalformedJson)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                        // A lone surrogate is refused wherever it is, known field or not,
-                        // like invalid UTF-8 bytes: the line is not Unicode text.
-                        b'u' => match hex4(self.buf.get(i + 2..i + 6))? {
-                            0xD800..=0xDBFF => {
-                                if self.buf.get(i + 6..i + 8) != Some(b"\\u") {
-                                    return Err(InvalidUtf8);
-                                }
-                                let low = hex4(self.buf.get(i + 8..i + 12))?;
-                                if !(0xDC00..=0xDFFF).contains(&low) {
-                                    return Err(InvalidUtf8);
-                                }
-                                i += 12;
-                            }
-                            0xDC00..=0xDFFF => return Err(InvalidUtf8),
-                            _ => i += 6,
-                        },
-                        _ => return Err(MalformedJson),
-                    }
+                    i = escape_end(self.buf, i)?;
                 }
                 // JSON forbids raw control characters in strings.
                 0..=0x1f => return Err(MalformedJson),
@@ -554,8 +535,10 @@ fn inline_string(
     escaped: bool,
     field: &'static str,
 ) -> Result<InlineStr, RejectReason> {
-    let mut buf = [0u8; INLINE_CAPACITY];
+    // Zeroed only when needed: this runs for every trade's symbol.
+    let mut buf;
     let text = if escaped {
+        buf = [0u8; INLINE_CAPACITY];
         match unescape(raw, &mut buf)? {
             (len, true) => &buf[..len],
             (_, false) => return Err(TooLong(field)),
@@ -649,6 +632,33 @@ fn unescape(raw: &[u8], out: &mut [u8]) -> Result<(usize, bool), RejectReason> {
         len += encoded.len();
     }
     Ok((len, true))
+}
+
+/// Where the escape sequence at `buf[i]` (a backslash) ends. Kept out of line: escapes are
+/// rare in trades, and the string scanner's loop is the hottest code of the parser.
+#[cold]
+#[inline(never)]
+fn escape_end(buf: &[u8], i: usize) -> Result<usize, RejectReason> {
+    match *buf.get(i + 1).ok_or(MalformedJson)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(i + 2),
+        // A lone surrogate is refused wherever it is, known field or not, like invalid UTF-8
+        // bytes: the line is not Unicode text.
+        b'u' => match hex4(buf.get(i + 2..i + 6))? {
+            0xD800..=0xDBFF => {
+                if buf.get(i + 6..i + 8) != Some(b"\\u") {
+                    return Err(InvalidUtf8);
+                }
+                let low = hex4(buf.get(i + 8..i + 12))?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(InvalidUtf8);
+                }
+                Ok(i + 12)
+            }
+            0xDC00..=0xDFFF => Err(InvalidUtf8),
+            _ => Ok(i + 6),
+        },
+        _ => Err(MalformedJson),
+    }
 }
 
 fn hex4(digits: Option<&[u8]>) -> Result<u32, RejectReason> {

@@ -241,19 +241,21 @@ pub fn printable(text: &str) -> bool {
 /// [`crate::model::INLINE_CAPACITY`] bytes and [`printable`].
 #[inline]
 fn name(bytes: &[u8], field: &'static str) -> Result<InlineStr, RejectReason> {
-    let text = std::str::from_utf8(bytes).map_err(|_| RejectReason::InvalidUtf8)?;
-    if text.is_empty() {
+    if bytes.is_empty() {
         return Err(RejectReason::EmptyField(field));
     }
-    // ASCII letters, digits, '-' and '_' are nearly every name: skip the full check.
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !printable(text)
-    {
-        return Err(RejectReason::NonPrintable(field));
+    // ASCII letters, digits, '-' and '_' are nearly every name: they are UTF-8 and printable
+    // without decoding.
+    let plain = bytes
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        let text = std::str::from_utf8(bytes).map_err(|_| RejectReason::InvalidUtf8)?;
+        if !printable(text) {
+            return Err(RejectReason::NonPrintable(field));
+        }
     }
-    InlineStr::new(text).ok_or(RejectReason::TooLong(field))
+    InlineStr::from_checked_utf8(bytes).ok_or(RejectReason::TooLong(field))
 }
 
 /// A non-negative integer written with ASCII digits only.
