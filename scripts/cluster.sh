@@ -119,8 +119,20 @@ await_all() {
         pid=
         # (2>/dev/null: no "Killed" notice from bash; the line below says it better.)
         wait -n -p pid "${running[@]}" 2>/dev/null && rc=0 || rc=$?
-        # No pid: a trapped signal interrupted `wait`; the processes are still running.
-        [[ -n ${pid:-} ]] || continue
+        if [[ -z ${pid:-} ]]; then
+            # No pid: a trapped signal interrupted `wait` (the processes are still running),
+            # or (127) bash no longer knows a process as its child, having reaped it
+            # already: that one has ended, its exit status lost. It is taken as a lost peer's
+            # (1), so that a known cause elsewhere is still named; without this, `wait`
+            # would return at once forever.
+            ((rc == 127)) || continue
+            pid=
+            for p in "${running[@]}"; do
+                if ! kill -0 "$p" 2>/dev/null; then pid=$p; break; fi
+            done
+            if [[ -z $pid ]]; then sleep 0.1; continue; fi
+            rc=1
+        fi
         rest=()
         for p in "${running[@]}"; do [[ $p == "$pid" ]] || rest+=("$p"); done
         running=("${rest[@]}")

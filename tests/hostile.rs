@@ -250,6 +250,35 @@ fn a_clock_far_ahead_is_held_and_rejected_not_followed() {
     middle[1_400] = trade_line("BTCUSDT", 2_400, "100.5", "0.25", base + eleven_days);
     let mut first = ordered("BTCUSDT", 2_000, base);
     first[0] = trade_line("BTCUSDT", 999, "100.5", "0.25", base + eleven_days);
+    // The same through standard input, whose clock has no known start: its first records
+    // decide it.
+    let mut child = spawn_on_stdin(dir, &["--sink", "sqlite:first-stdin.db"]);
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all((first.join("\n") + "\n").as_bytes())
+            .expect("written");
+    }
+    assert!(child.wait().expect("ends").success());
+    let db = path(dir, "first-stdin.db");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT reason, \"offset\", count(*) FROM rejects GROUP BY reason"
+        ),
+        vec![vec![
+            "time_outlier".to_owned(),
+            "0".to_owned(),
+            "1".to_owned()
+        ]],
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT sum(trades) FROM candles WHERE window_ms = 1000"
+        ),
+        vec![vec!["1999".to_owned()]],
+    );
     for (name, lines) in [("middle", middle), ("first", first)] {
         std::fs::write(path(dir, &format!("{name}.jsonl")), lines.join("\n") + "\n")
             .expect("write");

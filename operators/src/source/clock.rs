@@ -192,6 +192,71 @@ impl Clock {
             emit(offset, &record, raw, full_len, Verdict::Outlier(detail));
             return;
         }
+        if self.max_seen.is_none() {
+            // No start known (a new Kafka partition, standard input): the first records
+            // decide where the clock starts, as the least time of the first few of a file
+            // chunk does, so that a bad clock on the very first record cannot start it far
+            // ahead. They wait, like held records (a restart re-reads them all).
+            if self.held.is_empty() {
+                self.episode = Some((offset, None));
+            }
+            self.held.push_back(Held {
+                offset,
+                record,
+                raw: raw.to_vec(),
+                full_len,
+                time: event_time,
+                normal_after: 0,
+            });
+            if self.held.len() >= CONFIRM as usize {
+                self.start_from_held(windows, floor, emit);
+            }
+            self.refresh();
+            return;
+        }
+        self.judge(
+            windows, floor, offset, record, event_time, raw, full_len, emit,
+        );
+        if self.held.is_empty() {
+            self.episode = None;
+        }
+        self.refresh();
+    }
+
+    /// Starts the clock at the least time of the records that waited for a start, then
+    /// judges them in arrival order: one far ahead of the others is held as a jump.
+    fn start_from_held<E>(&mut self, windows: &Windows, floor: u64, emit: &mut E)
+    where
+        E: FnMut(u64, &Record, &[u8], usize, Verdict),
+    {
+        let waiting = std::mem::take(&mut self.held);
+        self.max_seen = waiting.iter().map(|h| h.time).min();
+        for h in waiting {
+            self.judge(
+                windows, floor, h.offset, h.record, h.time, &h.raw, h.full_len, emit,
+            );
+        }
+        if self.held.is_empty() {
+            self.episode = None;
+        }
+    }
+
+    /// [`Clock::observe`] once the clock has started.
+    #[allow(clippy::too_many_arguments)]
+    fn judge<E>(
+        &mut self,
+        windows: &Windows,
+        floor: u64,
+        offset: u64,
+        record: Record,
+        event_time: u64,
+        raw: &[u8],
+        full_len: usize,
+        emit: &mut E,
+    ) where
+        E: FnMut(u64, &Record, &[u8], usize, Verdict),
+    {
+        let is_trade = matches!(record, Record::Trade(_));
         let jumped = self
             .max_seen
             .is_some_and(|max| event_time > max.saturating_add(self.max_jump));
@@ -252,10 +317,6 @@ impl Clock {
             let verdict = self.accept(windows, floor, offset, event_time);
             emit(offset, &record, raw, full_len, verdict);
         }
-        if self.held.is_empty() {
-            self.episode = None;
-        }
-        self.refresh();
     }
 
     /// Decides every held record at the end of the partition or when it goes idle: released
@@ -264,6 +325,11 @@ impl Clock {
     where
         E: FnMut(u64, &Record, &[u8], usize, Verdict),
     {
+        if self.max_seen.is_none() && !self.held.is_empty() {
+            // Fewer records than it takes to start the clock came before the end or a
+            // quiet spell: they start it.
+            self.start_from_held(windows, floor, emit);
+        }
         let refuted: Vec<Held> = {
             let (keep, refuted): (VecDeque<Held>, VecDeque<Held>) = std::mem::take(&mut self.held)
                 .into_iter()
@@ -447,6 +513,34 @@ mod tests {
     }
 
     #[test]
+    fn without_a_known_start_a_bad_clock_on_the_first_record_is_an_outlier() {
+        let base = 1_700_000_000_000;
+        let mut times: Vec<u64> = vec![base + 11 * 86_400_000];
+        times.extend((0..2_000).map(|i| base + i * 100));
+        let (verdicts, clock) = judge(&times, 0, None);
+        let outliers: Vec<u64> = kinds(&verdicts)
+            .into_iter()
+            .filter(|(_, k)| *k != "accept")
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(
+            outliers,
+            vec![0],
+            "only the bad clock is rejected, nothing is late"
+        );
+        assert_eq!(verdicts.len(), 2_001);
+        assert_eq!(clock.max_seen, Some(base + 1_999 * 100));
+        // Fewer records than it takes to start the clock: the end starts it.
+        let (verdicts, _) = judge(&[base + 500, base], 0, None);
+        assert_eq!(kinds(&verdicts), vec![(0, "accept"), (1, "accept")]);
+        // The first records in disorder within the lateness are all accepted.
+        let (verdicts, _) = judge(&[base + 1_500, base, base + 700, base + 800], 0, None);
+        assert!(verdicts
+            .iter()
+            .all(|(_, v)| matches!(v, Verdict::Accept(_))));
+    }
+
+    #[test]
     fn one_outlier_is_rejected_and_moves_nothing() {
         let base = 1_700_000_000_000;
         let mut times: Vec<u64> = (0..10).map(|i| base + i * 100).collect();
@@ -590,8 +684,10 @@ mod tests {
             times in market(),
             cut in any::<prop::sample::Index>(),
             back in 0u64..5_000,
+            known_start in any::<bool>(),
         ) {
-            let start = times.first().copied();
+            // A file chunk knows where its clock starts; a new Kafka partition does not.
+            let start = times.first().copied().filter(|_| known_start);
             let (all, _) = judge(&times, 0, start);
             // The state after reading a prefix, asked where to resume for a frontier at or
             // below its watermark (the sink only asks for frontiers it has reached).
