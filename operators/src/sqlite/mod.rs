@@ -43,18 +43,22 @@ pub struct SqliteWriter {
 /// it: SQLite's automatic checkpoint would run inside the commit that crosses its threshold,
 /// on the writer thread, with its fsyncs.
 ///
-/// Every [`CHECKPOINT_EVERY`] it runs a passive checkpoint (which never blocks the writer);
-/// once the WAL holds more than [`WAL_CAP`] it runs a restarting one, which waits for the
-/// commit in progress and lets the next start the WAL over, so the file stays bounded
-/// while commits come back to back.
+/// Once commits have written about [`CHECKPOINT_AFTER`] since the last checkpoint, the
+/// writer wakes the thread (never waiting for it), which runs a passive checkpoint (one that
+/// never blocks the writer); once the WAL holds more than [`WAL_CAP`] it runs a restarting
+/// one, which waits for the commit in progress and lets the next start the WAL over, so the
+/// file stays bounded while commits come back to back. What is left when the run ends is
+/// checkpointed as the last connection closes.
 #[derive(Debug)]
 struct Checkpointer {
-    stop: std::sync::mpsc::Sender<()>,
+    wake: Option<std::sync::mpsc::SyncSender<()>>,
+    /// Row bytes committed since the thread was last woken.
+    written: u64,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// How often the checkpointer looks at the WAL.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Row bytes committed between checkpoints: about SQLite's own default (1000 pages).
+const CHECKPOINT_AFTER: u64 = 8 << 20;
 
 /// The WAL size past which the checkpointer restarts it.
 const WAL_CAP: i64 = 256 << 20;
@@ -66,7 +70,7 @@ impl Checkpointer {
         connection
             .busy_timeout(std::time::Duration::from_secs(60))
             .map_err(fail)?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
         let cap_frames = WAL_CAP / page_size.max(512);
         let thread = std::thread::Builder::new()
             .name("tickflow-checkpoint".into())
@@ -76,9 +80,8 @@ impl Checkpointer {
                         Ok((r.get(1)?, r.get(2)?))
                     })
                 };
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
+                // Ends when the writer drops its end.
+                for () in woken {
                     match checkpoint("PASSIVE") {
                         Ok((log, _)) if log > cap_frames => {
                             if let Err(error) = checkpoint("RESTART") {
@@ -92,15 +95,28 @@ impl Checkpointer {
             })
             .map_err(|e| format!("sqlite:{path}: cannot start the checkpoint thread: {e}"))?;
         Ok(Checkpointer {
-            stop,
+            wake: Some(wake),
+            written: 0,
             thread: Some(thread),
         })
+    }
+
+    /// Counts `bytes` committed; wakes the thread once enough were.
+    fn wrote(&mut self, bytes: u64) {
+        self.written += bytes;
+        if self.written >= CHECKPOINT_AFTER {
+            if let Some(wake) = &self.wake {
+                // Full: a checkpoint is due already, which covers these bytes too.
+                let _ = wake.try_send(());
+            }
+            self.written = 0;
+        }
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        let _ = self.stop.send(());
+        self.wake = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -378,7 +394,11 @@ impl Writer for SqliteWriter {
             self.checkpointer = Some(Checkpointer::start(&self.path, page_size)?);
         }
         self.write_commit(commit)
-            .map_err(|e| format!("sqlite:{}: {e}", self.path))
+            .map_err(|e| format!("sqlite:{}: {e}", self.path))?;
+        if let Some(checkpointer) = self.checkpointer.as_mut() {
+            checkpointer.wrote(commit.rows.iter().map(Row::bytes).sum());
+        }
+        Ok(())
     }
 }
 
