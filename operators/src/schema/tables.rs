@@ -111,10 +111,32 @@ pub static TRADES: Table = Table {
     since: 2,
 };
 
+/// A table the commit path keeps for each source: one row per key, replaced by every commit
+/// (written by [`crate::sink::Commit::bookkeeping`], not emitted by dataflows).
+const fn bookkeeping(
+    name: &'static str,
+    columns: &'static [Column],
+    key: &'static [&'static str],
+    since: u32,
+) -> Table {
+    Table {
+        name,
+        columns,
+        key,
+        indexes: &[],
+        write: Write::Upsert,
+        due: Due::Eager,
+        owner: Owner::Source,
+        windowed: false,
+        merge: None,
+        since,
+    }
+}
+
 /// Where each partition of each source resumes: `PartitionProgress`.
-pub static SOURCE_OFFSETS: Table = Table {
-    name: "source_offsets",
-    columns: &[
+pub static SOURCE_OFFSETS: Table = bookkeeping(
+    "source_offsets",
+    &[
         Column::required("source", Type::Text, 1),
         Column::required("partition", Type::Int32, 1),
         Column::required("next_offset", Type::Int64, 1),
@@ -122,71 +144,47 @@ pub static SOURCE_OFFSETS: Table = Table {
         Column::required("updated_ms", Type::Int64, 1),
         Column::optional("max_event_ms", Type::Int64, 1),
     ],
-    key: &["source", "partition"],
-    indexes: &[],
-    write: Write::Upsert,
-    due: Due::Eager,
-    owner: Owner::Source,
-    windowed: false,
-    merge: None,
-    since: 1,
-};
+    &["source", "partition"],
+    1,
+);
 
 /// Windows ending at or before `frontier_ms` are committed (NULL: the input ended).
-pub static RESUME_FRONTIER: Table = Table {
-    name: "resume_frontier",
-    columns: &[
+pub static RESUME_FRONTIER: Table = bookkeeping(
+    "resume_frontier",
+    &[
         Column::required("source", Type::Text, 1),
         Column::optional("frontier_ms", Type::Int64, 1),
         Column::required("updated_ms", Type::Int64, 1),
     ],
-    key: &["source"],
-    indexes: &[],
-    write: Write::Upsert,
-    due: Due::Eager,
-    owner: Owner::Source,
-    windowed: false,
-    merge: None,
-    since: 1,
-};
+    &["source"],
+    1,
+);
 
 /// Each commit stores its source's next number in its own transaction: a writer that lost
 /// the connection while `COMMIT` was in flight reads it back to learn whether it landed.
-pub static SINK_COMMITS: Table = Table {
-    name: "sink_commits",
-    columns: &[
+pub static SINK_COMMITS: Table = bookkeeping(
+    "sink_commits",
+    &[
         Column::required("source", Type::Text, 3),
         Column::required("seq", Type::Int64, 3),
         Column::required("committed_ms", Type::Int64, 3),
     ],
-    key: &["source"],
-    indexes: &[],
-    write: Write::Upsert,
-    due: Due::Eager,
-    owner: Owner::Source,
-    windowed: false,
-    merge: None,
-    since: 3,
-};
+    &["source"],
+    3,
+);
 
 /// What each source's stored results were made from (see `sink::Identity`).
-pub static SOURCE_IDENTITY: Table = Table {
-    name: "source_identity",
-    columns: &[
+pub static SOURCE_IDENTITY: Table = bookkeeping(
+    "source_identity",
+    &[
         Column::required("source", Type::Text, 4),
         Column::required("fingerprint", Type::Text, 4),
         Column::required("settings", Type::Text, 4),
         Column::required("updated_ms", Type::Int64, 4),
     ],
-    key: &["source"],
-    indexes: &[],
-    write: Write::Upsert,
-    due: Due::Eager,
-    owner: Owner::Source,
-    windowed: false,
-    merge: None,
-    since: 4,
-};
+    &["source"],
+    4,
+);
 
 /// Views, and what only one dialect needs.
 pub static EXTRAS: &[Extra] = &[

@@ -197,17 +197,7 @@ impl Clock {
             // decide where the clock starts, as the least time of the first few of a file
             // chunk does, so that a bad clock on the very first record cannot start it far
             // ahead. They wait, like held records (a restart re-reads them all).
-            if self.held.is_empty() {
-                self.episode = Some((offset, None));
-            }
-            self.held.push_back(Held {
-                offset,
-                record,
-                raw: raw.to_vec(),
-                full_len,
-                time: event_time,
-                normal_after: 0,
-            });
+            self.hold(offset, record, raw, full_len, event_time);
             if self.held.len() >= CONFIRM as usize {
                 self.start_from_held(windows, floor, emit);
             }
@@ -241,6 +231,22 @@ impl Clock {
         }
     }
 
+    /// Holds a record; the first held opens an episode: a restart must begin at it, with the
+    /// clock as it is now.
+    fn hold(&mut self, offset: u64, record: Record, raw: &[u8], full_len: usize, time: u64) {
+        if self.held.is_empty() {
+            self.episode = Some((offset, self.max_seen));
+        }
+        self.held.push_back(Held {
+            offset,
+            record,
+            raw: raw.to_vec(),
+            full_len,
+            time,
+            normal_after: 0,
+        });
+    }
+
     /// [`Clock::observe`] once the clock has started.
     #[allow(clippy::too_many_arguments)]
     fn judge<E>(
@@ -261,17 +267,7 @@ impl Clock {
             .max_seen
             .is_some_and(|max| event_time > max.saturating_add(self.max_jump));
         if is_trade && jumped {
-            if self.held.is_empty() {
-                self.episode = Some((offset, self.max_seen));
-            }
-            self.held.push_back(Held {
-                offset,
-                record,
-                raw: raw.to_vec(),
-                full_len,
-                time: event_time,
-                normal_after: 0,
-            });
+            self.hold(offset, record, raw, full_len, event_time);
             let cluster = self
                 .held
                 .iter()
