@@ -117,21 +117,23 @@ await_all() {
     local killer='' pid rc rest p
     while ((${#running[@]} > 0)); do
         pid=
-        # (2>/dev/null: no "Killed" notice from bash; the line below says it better.)
-        wait -n -p pid "${running[@]}" 2>/dev/null && rc=0 || rc=$?
-        if [[ -z ${pid:-} ]]; then
-            # No pid: a trapped signal interrupted `wait` (the processes are still running),
-            # or (127) bash no longer knows a process as its child, having reaped it
-            # already: that one has ended, its exit status lost. It is taken as a lost peer's
-            # (1), so that a known cause elsewhere is still named; without this, `wait`
-            # would return at once forever.
-            ((rc == 127)) || continue
-            pid=
-            for p in "${running[@]}"; do
-                if ! kill -0 "$p" 2>/dev/null; then pid=$p; break; fi
-            done
-            if [[ -z $pid ]]; then sleep 0.1; continue; fi
-            rc=1
+        # A process that bash has already reaped and reported (as it does under `set -m`
+        # between commands) is no longer seen by `wait -n`, which would then miss its exit
+        # status or return at once forever; `wait PID` still returns it.
+        for p in "${running[@]}"; do
+            if ! kill -0 "$p" 2>/dev/null; then pid=$p; break; fi
+        done
+        if [[ -n $pid ]]; then
+            wait "$pid" 2>/dev/null && rc=0 || rc=$?
+        else
+            # (2>/dev/null: no "Killed" notice from bash; the line below says it better.)
+            wait -n -p pid "${running[@]}" 2>/dev/null && rc=0 || rc=$?
+            # No pid: a trapped signal interrupted `wait` (the processes still run), or
+            # one was reaped meanwhile (found above on the next round).
+            if [[ -z ${pid:-} ]]; then
+                ((rc != 127)) || sleep 0.05
+                continue
+            fi
         fi
         rest=()
         for p in "${running[@]}"; do [[ $p == "$pid" ]] || rest+=("$p"); done
