@@ -613,10 +613,8 @@ fn copy_table(
     ))?;
     let mut writer = BinaryCopyInWriter::new(sink, &types);
     for row in rows {
-        let cells: Vec<Cell<'_>> = row.values.iter().map(Cell).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
-        writer.write(&params)?;
+        // Typed by the COPY's column types, as `write` would check them.
+        writer.write_raw(row.values.iter().map(Cell))?;
     }
     writer.finish()?;
     if table.write == Write::Append {
