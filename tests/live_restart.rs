@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{candles, generate, interrupt, path, run, spawn_tickflow};
-use postgres::{Client, NoTls};
+use common::{
+    candles, fresh_pg_database as fresh_database, generate, interrupt, path, pg_candles, run,
+    spawn_tickflow,
+};
 use tickflow_operators::model::{Candle, Fixed, QuoteVolume, Symbol, Wide};
 use tickflow_operators::postgres::PostgresWriter;
 use tickflow_operators::schema;
@@ -35,41 +37,6 @@ fn postgres_server() -> Option<String> {
         eprintln!("TICKFLOW_TEST_POSTGRES is not set: skipping the PostgreSQL part");
     }
     server
-}
-
-/// A new, empty database on `server`; returns its URL.
-fn fresh_database(server: &str, name: &str) -> String {
-    let mut client = Client::connect(server, NoTls).expect("server reachable");
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .expect("database dropped");
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("database created");
-    let base = server.rsplit_once('/').expect("URL with a database").0;
-    format!("{base}/{name}")
-}
-
-fn pg_candles(url: &str) -> Vec<Row> {
-    let mut client = Client::connect(url, NoTls).expect("database reachable");
-    client
-        .query(
-            "SELECT symbol, window_ms::text, start_ms::text, open::text, high::text, low::text, \
-             close::text, volume::text, quote_volume::text, vwap::text, trades::text \
-             FROM candles c ORDER BY c.symbol, c.window_ms, c.start_ms",
-            &[],
-        )
-        .expect("query runs")
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| {
-                    row.get::<_, Option<String>>(i)
-                        .unwrap_or_else(|| "NULL".to_owned())
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// `text` (a plain decimal) × 10^`digits`, exactly; panics on anything else.

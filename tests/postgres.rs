@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{candles, generate, path, run, spawn_tickflow, tickflow, tickflow_unchecked};
+use common::{
+    candles, fresh_pg_database, generate, path, pg_candles, pg_rows, run, spawn_tickflow, tickflow,
+    tickflow_unchecked,
+};
 use postgres::{Client, NoTls};
 use rand::{Rng, SeedableRng};
 
@@ -27,45 +30,7 @@ fn server() -> String {
 
 /// A new, empty database for one test; returns its URL.
 fn fresh_database(name: &str) -> String {
-    let server = server();
-    let mut client = Client::connect(&server, NoTls).expect("server reachable");
-    // One statement per call: multi-statement strings run as one transaction block.
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .expect("database dropped");
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("database created");
-    let base = server.rsplit_once('/').expect("URL with a database").0;
-    format!("{base}/{name}")
-}
-
-/// Every candle, each value as PostgreSQL prints it (NUMERIC keeps the scale it was given,
-/// so exact decimals print as the SQLite sink stores them).
-fn pg_candles(url: &str) -> Vec<Vec<String>> {
-    pg_rows(
-        url,
-        "SELECT symbol, window_ms::text, start_ms::text, open::text, high::text, low::text, \
-         close::text, volume::text, quote_volume::text, vwap::text, trades::text \
-         FROM candles ORDER BY symbol, window_ms, start_ms",
-    )
-}
-
-fn pg_rows(url: &str, query: &str) -> Vec<Vec<String>> {
-    let mut client = Client::connect(url, NoTls).expect("database reachable");
-    client
-        .query(query, &[])
-        .expect("query runs")
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| {
-                    row.get::<_, Option<String>>(i)
-                        .unwrap_or_else(|| "NULL".to_owned())
-                })
-                .collect()
-        })
-        .collect()
+    fresh_pg_database(&server(), name)
 }
 
 /// The sequence number of the last commit into the database at `url`: 0 before the first,

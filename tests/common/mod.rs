@@ -152,3 +152,48 @@ pub fn run(dir: &Path, source: &str, sink: &str, extra: &[&str]) -> Output {
     args.extend_from_slice(extra);
     tickflow(dir, &args)
 }
+
+/// A new, empty database on the PostgreSQL `server` (a URL); returns its URL.
+pub fn fresh_pg_database(server: &str, name: &str) -> String {
+    let mut client = postgres::Client::connect(server, postgres::NoTls).expect("server reachable");
+    // One statement per call: multi-statement strings run as one transaction block.
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .expect("database dropped");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("database created");
+    let base = server.rsplit_once('/').expect("URL with a database").0;
+    format!("{base}/{name}")
+}
+
+/// All rows of `query` on the PostgreSQL database at `url`, each value as text (`NULL`
+/// for NULL); the query must return text columns.
+pub fn pg_rows(url: &str, query: &str) -> Vec<Vec<String>> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("database reachable");
+    client
+        .query(query, &[])
+        .expect("query runs")
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| {
+                    row.get::<_, Option<String>>(i)
+                        .unwrap_or_else(|| "NULL".to_owned())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every candle in PostgreSQL, each value as PostgreSQL prints it (NUMERIC keeps the scale
+/// it was given, so exact decimals print as the SQLite sink stores them), in key order (the
+/// table's columns: the text ones of the output would sort as text).
+pub fn pg_candles(url: &str) -> Vec<Vec<String>> {
+    pg_rows(
+        url,
+        "SELECT symbol, window_ms::text, start_ms::text, open::text, high::text, low::text, \
+         close::text, volume::text, quote_volume::text, vwap::text, trades::text \
+         FROM candles c ORDER BY c.symbol, c.window_ms, c.start_ms",
+    )
+}
