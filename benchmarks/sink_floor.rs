@@ -59,6 +59,8 @@ fn main() -> Result<(), String> {
             reason: "malformed_json".to_owned(),
             detail: format!("line {}: EOF while parsing an object", count + 1),
             raw: line,
+            symbol: None,
+            trade: None,
         }));
         offset += len + 1;
         count += 1;

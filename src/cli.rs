@@ -55,6 +55,14 @@ pub struct RunArgs {
     /// Allowed lateness: events older than a partition's max event time minus this are late.
     #[arg(long, default_value = "2s", value_name = "DUR")]
     pub lateness: String,
+    /// Analytics settings (TOML; unknown keys are an error): quality and market-abuse
+    /// checks, their thresholds; see README "Configuration" [default: built-in defaults].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How long a trade id is remembered for deduplication and gap counting, after its
+    /// event time (overrides the config file's quality.dedup_horizon) [default: 3m].
+    #[arg(long, value_name = "DUR")]
+    pub dedup_horizon: Option<String>,
     /// Timely worker threads per process [default: available cores].
     #[arg(short = 'w', long, value_name = "N")]
     pub workers: Option<usize>,

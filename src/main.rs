@@ -3,6 +3,7 @@
 
 mod cli;
 mod cluster;
+mod config;
 mod generate;
 mod produce;
 mod progress;

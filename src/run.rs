@@ -13,7 +13,8 @@ use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::{CommunicationConfig, WorkerConfig};
 
-use tickflow_dataflows::candles;
+use tickflow_dataflows::{candles, quality};
+
 use tickflow_operators::file::{FileError, FileSource};
 use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
 use tickflow_operators::hash::StableHasher;
@@ -32,6 +33,7 @@ use tickflow_operators::sqlite::SqliteWriter;
 use tickflow_operators::window::{format_duration, parse_duration, Windows};
 
 use crate::cli::{GeneratorArgs, RunArgs};
+use crate::config::Settings;
 
 /// Records a source reads per activation before letting other operators run.
 const BUDGET: usize = 4096;
@@ -136,6 +138,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         sink,
         windows,
         lateness,
+        config,
+        dedup_horizon,
         workers,
         processes,
         process,
@@ -155,6 +159,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         Duration::from_millis(parse_duration(&idle_timeout).context("--idle-timeout")?);
     let topic_wait = Duration::from_millis(parse_duration(&topic_wait).context("--topic-wait")?);
     let windows = Windows::parse(&windows).context("--windows")?;
+    let mut settings = Settings::load(config.as_deref())?;
+    if let Some(horizon) = dedup_horizon {
+        settings.quality.dedup_horizon = parse_duration(&horizon).context("--dedup-horizon")?;
+    }
     let lateness_ms = parse_duration(&lateness).context("--lateness")?;
     let max_lag_ms = parse_duration(&max_lag).context("--max-lag")?;
     let max_time_jump_ms = parse_duration(&max_time_jump).context("--max-time-jump")?;
@@ -242,7 +250,8 @@ pub fn run(args: RunArgs) -> Result<()> {
             lateness_ms,
             max_time_jump_ms,
             store_trades,
-        );
+        )
+        .with("settings", settings.fingerprint());
         check_identity(&output, &source_name, &identity, resumable, fresh, quiet)?;
     }
     let stored = if resumable {
@@ -300,8 +309,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
 
-    // What the dataflows must re-read after a restart (today: the open candle windows).
-    let horizon = candles::horizon(&windows);
+    // What the dataflows must re-read after a restart: the open windows, and the history
+    // the quality checks remember.
+    let horizon = candles::horizon(&windows).max(&quality::horizon(&settings.quality, &windows));
     let started = Instant::now();
     let input = Arc::new(input);
     let config = timely::Config {
@@ -408,17 +418,26 @@ pub fn run(args: RunArgs) -> Result<()> {
                     )
                 }
             };
+            // Duplicates out before any aggregate; quality counted on the way.
+            let checked = quality::quality(
+                streams.trades,
+                streams.rejects,
+                &source_name,
+                &settings.quality,
+                &windows,
+            );
             // --store-trades: the valid trades also go to the sink, to be archived.
             let archive = if store_trades {
-                streams.trades.clone()
+                checked.trades.clone()
             } else {
                 timely::dataflow::operators::generic::operator::empty(scope)
             };
             // Every table's rows into the one sink input.
-            let rows = candles(streams.trades, &windows)
+            let rows = candles(checked.trades, &windows)
                 .concat(streams.candles)
                 .map(Row::from)
-                .concat(streams.rejects.map(Row::from))
+                .concat(checked.rejects.map(Row::from))
+                .concat(checked.quality.map(Row::from))
                 .concat(archive.map(Row::from));
             commit_sink(
                 rows,

@@ -5,5 +5,6 @@
 //! binary), so each can be tested against a sequential reference with timely alone.
 
 pub mod candles;
+pub mod quality;
 
 pub use candles::candles;

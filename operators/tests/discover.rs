@@ -121,7 +121,7 @@ fn a_partition_found_while_running_joins_at_the_watermark() {
     assert_eq!(tally.trades + late, EVENTS, "nothing lost");
     assert_eq!(trades.len() as u64, tally.trades);
     let third = Symbol::new("CCCUSDT").expect("symbol");
-    let from_new = trades.iter().filter(|t| t.symbol == third).count() as u64;
+    let from_new = trades.iter().filter(|t| t.trade.symbol == third).count() as u64;
     assert!(
         from_new > 0,
         "the partition found while running contributes trades"

@@ -305,6 +305,8 @@ fn reject(offset: u64) -> RejectRow {
         reason: "malformed_json".to_owned(),
         detail: String::new(),
         raw: b"{".to_vec(),
+        symbol: None,
+        trade: None,
     }
 }
 

@@ -127,7 +127,11 @@ impl Alert {
         hasher
             .field(self.kind.as_str().as_bytes())
             .field(self.symbol.as_str().as_bytes())
-            .field(self.account.as_ref().map_or(&b""[..], |a| a.as_str().as_bytes()))
+            .field(
+                self.account
+                    .as_ref()
+                    .map_or(&b""[..], |a| a.as_str().as_bytes()),
+            )
             .field(&self.event_ms.to_le_bytes());
         for id in &self.trade_ids {
             hasher.field(&id.to_le_bytes());

@@ -192,6 +192,36 @@ impl Format {
     }
 }
 
+/// The symbol of a line the parser refused, when it can still be read: for Binance JSON the
+/// first `"s"` string field whose value is a valid name (plain ASCII letters, digits, `-`,
+/// `_`), for trade CSV the file's symbol. The quality dataflow counts a refused record under
+/// it (under the empty symbol when there is none); never used for anything else.
+///
+/// ```
+/// use tickflow_operators::parse::{symbol_hint, Format};
+/// let hint = symbol_hint(&Format::BinanceJson, br#"{"e":"trade","s":"ETHUSDT","t":1,"p":"x"}"#);
+/// assert_eq!(hint.map(|s| s.to_string()), Some("ETHUSDT".to_owned()));
+/// assert_eq!(symbol_hint(&Format::BinanceJson, br#"{"e":"trade","s":"ETH USDT""#), None);
+/// assert_eq!(symbol_hint(&Format::BinanceJson, b"garbage"), None);
+/// ```
+pub fn symbol_hint(format: &Format, line: &[u8]) -> Option<Symbol> {
+    match format {
+        Format::BinanceJson => {
+            let at = memchr::memmem::find(line, br#""s":""#)? + 5;
+            let rest = &line[at..];
+            let end = memchr::memchr(b'"', rest)?;
+            let bytes = &rest[..end];
+            let plain = !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            plain.then(|| InlineStr::from_checked_utf8(bytes)).flatten()
+        }
+        Format::BinanceCsv { symbol } => Some(*symbol),
+        Format::CandleCsv => None,
+    }
+}
+
 /// The line without a leading UTF-8 byte order mark (spreadsheet exports write one).
 #[inline]
 fn strip_bom(line: &[u8]) -> &[u8] {

@@ -5,7 +5,7 @@
 //! `sink_commits`, `source_identity`.
 
 use super::{Column, Due, Extra, Index, Merge, Owner, Row, Table, Type, Value, Write};
-use crate::model::{Candle, DecimalError, Fixed, QuoteVolume, Symbol, Trade, Volume};
+use crate::model::{Alert, Candle, DecimalError, Fixed, QuoteVolume, Symbol, Trade, Volume};
 use crate::source::{PartitionProgress, RejectRow};
 
 /// Every table, in a fixed order: a [`super::TableId`] is a position here. Append new tables
@@ -18,6 +18,8 @@ pub static TABLES: &[&Table] = &[
     &RESUME_FRONTIER,
     &SINK_COMMITS,
     &SOURCE_IDENTITY,
+    &QUALITY,
+    &ALERTS,
 ];
 
 /// OHLCV candles and VWAP per symbol and window: `Candle`.
@@ -110,6 +112,106 @@ pub static TRADES: Table = Table {
     merge: None,
     since: 2,
 };
+
+/// Data quality per symbol and window of the largest size (`dataflows::quality`).
+pub static QUALITY: Table = Table {
+    name: "quality",
+    columns: &[
+        Column::required("symbol", Type::Text, 6),
+        Column::required("window_ms", Type::Int64, 6),
+        Column::required("start_ms", Type::Int64, 6),
+        Column::required("total", Type::Int64, 6),
+        Column::required("valid", Type::Int64, 6),
+        Column::required("malformed", Type::Int64, 6),
+        Column::required("invalid", Type::Int64, 6),
+        Column::required("duplicate", Type::Int64, 6),
+        Column::required("conflicting", Type::Int64, 6),
+        Column::required("late", Type::Int64, 6),
+        Column::required("gap", Type::Int64, 6),
+        Column::required("score", Type::Decimal, 6),
+    ],
+    key: &["symbol", "window_ms", "start_ms"],
+    indexes: &[Index {
+        name: "quality_by_window_start",
+        columns: &["window_ms", "start_ms"],
+        postgres_method: None,
+        since: 6,
+    }],
+    write: Write::Upsert,
+    due: Due::AtTime,
+    owner: Owner::Shared,
+    windowed: true,
+    merge: None,
+    since: 6,
+};
+
+/// Findings of the market-abuse checks: `Alert`. The first row of an id is kept, so an
+/// alert re-created by a resumed run keeps the detection time it was first written with.
+pub static ALERTS: Table = Table {
+    name: "alerts",
+    columns: &[
+        Column::required("alert_id", Type::Text, 6),
+        Column::required("kind", Type::Text, 6),
+        Column::required("symbol", Type::Text, 6),
+        Column::optional("account", Type::Text, 6),
+        Column::required("event_ms", Type::Int64, 6),
+        Column::required("detected_ms", Type::Int64, 6),
+        Column::required("severity", Type::Text, 6),
+        Column::required("score", Type::Decimal, 6),
+        Column::required("details", Type::Text, 6),
+    ],
+    key: &["alert_id"],
+    indexes: &[
+        Index {
+            name: "alerts_by_time",
+            columns: &["event_ms"],
+            postgres_method: None,
+            since: 6,
+        },
+        Index {
+            name: "alerts_by_kind_time",
+            columns: &["kind", "event_ms"],
+            postgres_method: None,
+            since: 6,
+        },
+    ],
+    write: Write::Ignore,
+    due: Due::AtTime,
+    owner: Owner::Shared,
+    windowed: false,
+    merge: None,
+    since: 6,
+};
+
+impl From<Alert> for Row {
+    fn from(a: Alert) -> Row {
+        Row {
+            table: ALERTS.id(),
+            values: vec![
+                Value::Text(a.alert_id()),
+                a.kind.as_str().into(),
+                a.symbol.as_str().into(),
+                a.account.map_or(Value::Null, |acct| acct.as_str().into()),
+                a.event_ms.into(),
+                a.detected_ms.into(),
+                a.severity.as_str().into(),
+                Value::Decimal(decimal_text(a.score)),
+                Value::Text(a.details),
+            ],
+        }
+    }
+}
+
+/// A finite `f64` as a decimal with 6 fractional digits (0 for NaN, clamped to ±1e18): how
+/// statistics are stored.
+pub fn decimal_text(x: f64) -> String {
+    let x = if x.is_finite() {
+        x.clamp(-1e18, 1e18)
+    } else {
+        0.0
+    };
+    format!("{x:.6}")
+}
 
 /// A table the commit path keeps for each source: one row per key, replaced by every commit
 /// (written by [`crate::sink::Commit::bookkeeping`], not emitted by dataflows).

@@ -80,6 +80,8 @@ fn every_record_becomes_a_row_of_its_declared_shape() {
         reason: "late".to_owned(),
         detail: "d".to_owned(),
         raw: vec![0xff, 0],
+        symbol: None,
+        trade: None,
     };
     let bytes = crate::sink::reject_bytes(&reject);
     let row = Row::from(reject);

@@ -42,10 +42,10 @@ const MAX_HELD: usize = 64;
 pub(crate) enum Verdict {
     /// Passed on at this (coarsened) time.
     Accept(u64),
-    /// Behind the watermark.
-    Late(String),
-    /// A clock outlier.
-    Outlier(String),
+    /// Behind the watermark; counted at the given time (see [`Clock::arrival`]).
+    Late(String, u64),
+    /// A clock outlier; counted at the given time.
+    Outlier(String, u64),
 }
 
 /// A record waiting for the records after it to decide on its clock jump.
@@ -189,7 +189,8 @@ impl Clock {
                 "event time {event_time} is {} ms ahead of the wall clock",
                 event_time - now
             );
-            emit(offset, &record, raw, full_len, Verdict::Outlier(detail));
+            let at = self.arrival(windows, floor);
+            emit(offset, &record, raw, full_len, Verdict::Outlier(detail, at));
             return;
         }
         if self.max_seen.is_none() {
@@ -284,12 +285,13 @@ impl Clock {
             } else if self.held.len() > MAX_HELD {
                 if let Some(oldest) = self.held.pop_front() {
                     let detail = self.outlier_detail(&oldest, "too many held records");
+                    let at = self.arrival(windows, floor);
                     emit(
                         oldest.offset,
                         &oldest.record,
                         &oldest.raw,
                         oldest.full_len,
-                        Verdict::Outlier(detail),
+                        Verdict::Outlier(detail, at),
                     );
                 }
             }
@@ -301,12 +303,13 @@ impl Clock {
             while let Some(position) = self.held.iter().position(|h| h.normal_after >= CONFIRM) {
                 if let Some(refuted) = self.held.remove(position) {
                     let detail = self.outlier_detail(&refuted, "later records kept the old clock");
+                    let at = self.arrival(windows, floor);
                     emit(
                         refuted.offset,
                         &refuted.record,
                         &refuted.raw,
                         refuted.full_len,
-                        Verdict::Outlier(detail),
+                        Verdict::Outlier(detail, at),
                     );
                 }
             }
@@ -335,12 +338,13 @@ impl Clock {
         };
         for held in refuted {
             let detail = self.outlier_detail(&held, "a later record kept the old clock");
+            let at = self.arrival(windows, floor);
             emit(
                 held.offset,
                 &held.record,
                 &held.raw,
                 held.full_len,
-                Verdict::Outlier(detail),
+                Verdict::Outlier(detail, at),
             );
         }
         self.release(windows, floor, |_| true, emit);
@@ -390,9 +394,10 @@ impl Clock {
         // others moved on) behind what the source has promised.
         if event_time < max.saturating_sub(self.lateness) || windows.coarsen(event_time) < floor {
             let watermark = max.saturating_sub(self.lateness).max(floor);
-            return Verdict::Late(format!(
-                "event time {event_time} is before the watermark {watermark}"
-            ));
+            return Verdict::Late(
+                format!("event time {event_time} is before the watermark {watermark}"),
+                self.arrival(windows, floor),
+            );
         }
         let time = windows.coarsen(event_time);
         if event_time > max || self.resume.is_empty() {
@@ -404,6 +409,15 @@ impl Clock {
             }
         }
         Verdict::Accept(time)
+    }
+
+    /// The time a record refused at this point is counted at: the coarsened clock (the
+    /// greatest event time the partition has accepted), never behind `floor`, the least time
+    /// the source may still send at. It depends only on the partition's records before it
+    /// (but for a partition that was idle while the others moved on, whose records the floor
+    /// overtakes), and the window holding it is still open: the watermark is behind it.
+    pub(crate) fn arrival(&self, windows: &Windows, floor: u64) -> u64 {
+        windows.coarsen(self.max_seen.unwrap_or(0)).max(floor)
     }
 
     fn outlier_detail(&self, held: &Held, why: &str) -> String {
@@ -500,8 +514,8 @@ mod tests {
             .map(|(o, v)| {
                 let kind = match v {
                     Verdict::Accept(_) => "accept",
-                    Verdict::Late(_) => "late",
-                    Verdict::Outlier(_) => "outlier",
+                    Verdict::Late(..) => "late",
+                    Verdict::Outlier(..) => "outlier",
                 };
                 (*o, kind)
             })

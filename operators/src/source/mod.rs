@@ -32,14 +32,32 @@ pub use clock::CONFIRM;
 pub use generated::GeneratedPartition;
 
 pub use operator::{
-    partitioned_source, Counters, Discover, Item, Partition, Poll, SourceConfig, SourceStreams,
-    Tally,
+    partitioned_source, trade_line, Counters, Discover, Item, Partition, Poll, SourceConfig,
+    SourceStreams, Tally,
 };
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Symbol, Trade};
+
+/// A valid trade as a source delivers it: the trade and where it was read, so that a copy
+/// dropped as a duplicate can be named in `rejects`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sourced {
+    /// The trade.
+    pub trade: Trade,
+    /// Partition within the source.
+    pub partition: u32,
+    /// Offset of the record within the partition.
+    pub offset: u64,
+}
+
 /// A record that could not be used, with the reason and its raw bytes: a row of `rejects`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// A source sends it at the coarsened time its partition's clock had reached when the
+/// record arrived (never behind the source's capability): a time that depends only on the
+/// partition's records, so the quality dataflow can count it in a window deterministically.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectRow {
     /// Source name, e.g. `file:trades.jsonl`.
     pub source: String,
@@ -56,6 +74,10 @@ pub struct RejectRow {
     pub detail: String,
     /// The raw bytes of the record (at most [`MAX_RAW`] of them).
     pub raw: Vec<u8>,
+    /// The record's symbol, when it can be read (see [`crate::parse::symbol_hint`]).
+    pub symbol: Option<Symbol>,
+    /// A late record's trade: the quality dataflow may find it a duplicate instead.
+    pub trade: Option<Trade>,
 }
 
 /// Longest raw record kept in `rejects`; longer ones are cut and say so in `detail`.

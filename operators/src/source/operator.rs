@@ -12,9 +12,9 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::clock::{Clock, Verdict};
-use super::{now_ms, PartitionProgress, RejectRow};
+use super::{now_ms, PartitionProgress, RejectRow, Sourced};
 use crate::model::{Candle, Trade};
-use crate::parse::{Format, Record, RejectReason, MAX_LINE};
+use crate::parse::{symbol_hint, Format, Record, RejectReason, MAX_LINE};
 use crate::window::Windows;
 
 /// One readable partition of a source.
@@ -221,11 +221,11 @@ impl Tally {
 /// The streams a source produces.
 #[derive(Debug)]
 pub struct SourceStreams<'scope> {
-    /// Valid trades at their coarsened event time.
-    pub trades: Stream<'scope, u64, Vec<Trade>>,
+    /// Valid trades at their coarsened event time, with where each was read.
+    pub trades: Stream<'scope, u64, Vec<Sourced>>,
     /// Candle rows read from a candle file.
     pub candles: Stream<'scope, u64, Vec<Candle>>,
-    /// Records that could not be used.
+    /// Records that could not be used, each at its partition's clock (see [`RejectRow`]).
     pub rejects: Stream<'scope, u64, Vec<RejectRow>>,
     /// Resume offsets of partitions.
     pub progress: Stream<'scope, u64, Vec<PartitionProgress>>,
@@ -255,6 +255,7 @@ struct Deliver<'a> {
     staged: &'a mut Staged,
     local: &'a mut Tally,
     source: &'a str,
+    format: &'a Format,
     partition: u32,
     received_ms: u64,
 }
@@ -262,22 +263,33 @@ struct Deliver<'a> {
 impl<'a> Deliver<'a> {
     /// Stages an accepted trade at its coarsened time.
     #[inline]
-    fn trade(&mut self, time: u64, trade: Trade) {
+    fn trade(&mut self, time: u64, offset: u64, trade: Trade) {
         self.local.trades += 1;
-        self.staged.trade(time, trade);
+        self.staged.trade(
+            time,
+            Sourced {
+                trade,
+                partition: self.partition,
+                offset,
+            },
+        );
     }
 
-    /// Stages the `rejects` row of a record: offset, raw bytes, true length, reason, detail.
+    /// Stages the `rejects` row of a record at time `at` (see [`RejectRow`]): offset, raw
+    /// bytes, true length, reason, detail; the symbol is what [`symbol_hint`] reads in the
+    /// raw bytes until the caller knows better.
     fn reject(
         &mut self,
+        at: u64,
         offset: u64,
         raw: &[u8],
         full_len: usize,
         reason: RejectReason,
         detail: String,
-    ) {
+    ) -> &mut RejectRow {
         *self.local.rejected.entry(reason.as_str()).or_default() += 1;
-        self.staged.rejects.push(RejectRow {
+        let batch = self.staged.rejects.entry(at).or_default();
+        batch.push(RejectRow {
             source: self.source.to_owned(),
             partition: self.partition,
             offset,
@@ -289,11 +301,15 @@ impl<'a> Deliver<'a> {
                 detail
             },
             raw: raw.to_vec(),
+            symbol: symbol_hint(self.format, raw),
+            trade: None,
         });
+        batch.last_mut().expect("just pushed")
     }
 
     /// Passes on what the clock decided about a record: accepted records to the trades or
-    /// candles of their time, late records and outliers to the rejects.
+    /// candles of their time, late records and outliers to the rejects (a late trade with
+    /// its trade, for the quality dataflow to tell a late record from a late duplicate).
     #[inline]
     fn verdict(
         &mut self,
@@ -303,10 +319,10 @@ impl<'a> Deliver<'a> {
         full_len: usize,
         verdict: Verdict,
     ) {
-        let (reason, detail) = match verdict {
+        let (reason, detail, at) = match verdict {
             Verdict::Accept(time) => {
                 match record {
-                    Record::Trade(trade) => self.trade(time, *trade),
+                    Record::Trade(trade) => self.trade(time, offset, *trade),
                     Record::Candle(candle) => {
                         self.local.candles += 1;
                         self.staged.candles.entry(time).or_default().push(*candle);
@@ -315,10 +331,28 @@ impl<'a> Deliver<'a> {
                 }
                 return;
             }
-            Verdict::Late(detail) => (RejectReason::Late, detail),
-            Verdict::Outlier(detail) => (RejectReason::TimeOutlier, detail),
+            Verdict::Late(detail, at) => (RejectReason::Late, detail, at),
+            Verdict::Outlier(detail, at) => (RejectReason::TimeOutlier, detail, at),
         };
-        self.reject(offset, raw, full_len, reason, detail);
+        // A generated trade has no bytes of its own: it is kept as the JSON line it stands for.
+        let rendered;
+        let raw = match record {
+            Record::Trade(trade) if raw.is_empty() => {
+                rendered = trade_line(trade);
+                &rendered[..]
+            }
+            _ => raw,
+        };
+        let full_len = full_len.max(raw.len());
+        let row = self.reject(at, offset, raw, full_len, reason, detail);
+        match record {
+            Record::Trade(trade) => {
+                row.symbol = Some(trade.symbol);
+                row.trade = matches!(reason, RejectReason::Late).then_some(*trade);
+            }
+            Record::Candle(candle) => row.symbol = Some(candle.symbol),
+            _ => {}
+        }
     }
 
     /// [`Deliver::verdict`] as the clock's callback.
@@ -329,21 +363,32 @@ impl<'a> Deliver<'a> {
     }
 }
 
+/// A trade as the Binance JSON line it stands for (its event time as `E`): the raw bytes of
+/// a generated trade that ends in `rejects`.
+pub fn trade_line(trade: &Trade) -> Vec<u8> {
+    let mut line = Vec::with_capacity(160);
+    crate::generator::write_json_line(&mut line, trade.time_ms, trade);
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    line
+}
+
 /// Output buffers of one activation; flushed under capabilities delayed to each time.
 #[derive(Default)]
 struct Staged {
     /// Trades by time, in time order. The records of an activation span few times, but go
     /// back and forth across their boundaries: a binary search in a short vector finds a
     /// record's batch for less than a lookup in a map.
-    trades: Vec<(u64, Vec<Trade>)>,
+    trades: Vec<(u64, Vec<Sourced>)>,
     candles: BTreeMap<u64, Vec<Candle>>,
-    rejects: Vec<RejectRow>,
+    rejects: BTreeMap<u64, Vec<RejectRow>>,
 }
 
 impl Staged {
     /// Stages a trade at `time`, after those staged there before.
     #[inline]
-    fn trade(&mut self, time: u64, trade: Trade) {
+    fn trade(&mut self, time: u64, trade: Sourced) {
         match self.trades.binary_search_by_key(&time, |&(time, _)| time) {
             Ok(at) => self.trades[at].1.push(trade),
             Err(at) => self.trades.insert(at, (time, vec![trade])),
@@ -377,7 +422,7 @@ pub fn partitioned_source<'scope, P: Partition>(
     let mut builder = OperatorBuilder::new(format!("Source({})", config.name), scope);
     let info = builder.operator_info();
     let activator = scope.activator_for(Rc::clone(&info.address));
-    let (mut trades_out, trades) = builder.new_output::<Vec<Trade>>();
+    let (mut trades_out, trades) = builder.new_output::<Vec<Sourced>>();
     let (mut candles_out, candles) = builder.new_output::<Vec<Candle>>();
     let (mut rejects_out, rejects) = builder.new_output::<Vec<RejectRow>>();
     let (mut progress_out, progress) = builder.new_output::<Vec<PartitionProgress>>();
@@ -529,6 +574,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                     staged: &mut staged,
                     local: &mut local,
                     source: &name,
+                    format: &format,
                     partition: part.partition.index(),
                     received_ms: now,
                 };
@@ -551,7 +597,8 @@ pub fn partitioned_source<'scope, P: Partition>(
                                     format!("an unknown number of records from offset {offset} on")
                                 };
                                 let detail = format!("{lost} were lost: {detail}");
-                                out.reject(offset, &[], 0, RejectReason::DataLoss, detail);
+                                let at = clock.arrival(&windows, held_time);
+                                out.reject(at, offset, &[], 0, RejectReason::DataLoss, detail);
                                 return;
                             }
                             Item::Trade { offset, trade } => {
@@ -574,7 +621,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                             Ok(Record::Trade(trade)) => {
                                 // The common trade: straight to the output.
                                 if let Some(time) = clock.admit(&windows, offset, trade.time_ms) {
-                                    out.trade(time, trade);
+                                    out.trade(time, offset, trade);
                                     return;
                                 }
                                 (Record::Trade(trade), trade.time_ms)
@@ -586,7 +633,8 @@ pub fn partitioned_source<'scope, P: Partition>(
                             }
                             Ok(Record::Blank) | Ok(Record::Header) => return,
                             Err(reason) => {
-                                out.reject(offset, raw, full_len, reason, reason.to_string());
+                                let at = clock.arrival(&windows, held_time);
+                                out.reject(at, offset, raw, full_len, reason, reason.to_string());
                                 return;
                             }
                         };
@@ -632,12 +680,15 @@ pub fn partitioned_source<'scope, P: Partition>(
                     .activate()
                     .give(&held[1].delayed(&time), &mut batch);
             }
-            if !staged.rejects.is_empty() {
-                let bytes: u64 = staged.rejects.iter().map(crate::sink::reject_bytes).sum();
+            for (time, mut batch) in std::mem::take(&mut staged.rejects) {
+                let bytes: u64 = batch.iter().map(crate::sink::reject_bytes).sum();
                 counters
                     .uncommitted_reject_bytes
                     .fetch_add(bytes, Ordering::Relaxed);
-                rejects_out.activate().give(&held[2], &mut staged.rejects);
+                // `time` is a partition's clock, or the capability's time when that is ahead.
+                rejects_out
+                    .activate()
+                    .give(&held[2].delayed(&time), &mut batch);
             }
 
             // Advance the capability to the new minimum watermark and report progress.

@@ -198,6 +198,8 @@ fn a_commit_writes_every_table_with_its_offsets_and_sequence_number_and_replays_
         reason: "malformed_json".to_owned(),
         detail: "line 1".to_owned(),
         raw: vec![b'{', 0xff],
+        symbol: None,
+        trade: None,
     };
     let commit = Commit {
         source: "s".to_owned(),

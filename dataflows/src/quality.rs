@@ -1,0 +1,659 @@
+//! Data quality: exact deduplication, trade-id gaps, and a quality row per symbol and window.
+//!
+//! ```text
+//!  source trades (Sourced, at coarsened event time) ─┐  Exchange by symbol   ┌─▶ trades, each once
+//!                                                    ├──▶ [Quality] ─────────┼─▶ rejects (+ duplicate)
+//!  source rejects (at their partition's clock)   ────┘                       └─▶ quality rows
+//! ```
+//!
+//! **Times.** Everything is decided per timely time `X`, in time order, once the input
+//! frontier has passed `X`: an on-time trade travels at its coarsened event time, a refused
+//! record at the coarsened clock its partition had reached when it arrived (see
+//! [`RejectRow`]). Both depend only on the input, so every decision below does too, whatever
+//! the workers, processes, partitions or restarts.
+//!
+//! **Dedup horizon `H`.** A trade `(symbol, id)` is remembered from the time it is seen until
+//! `coarsen(event time) + H` ("its settle time"). A copy seen at a time before that is a
+//! *duplicate*: dropped, with a `rejects` row of reason `duplicate` (so input records =
+//! contributions + rejects still holds); it is *conflicting* as well when its price,
+//! quantity, time, side or accounts differ from the copy kept. Among copies on time at the
+//! same time the one with the least content hash survives (the same whatever the
+//! partitioning), then the least `(partition, offset)`; a copy that arrives late never
+//! replaces one already counted. A late record whose settle time has already passed is
+//! counted late and not remembered.
+//!
+//! **Gaps.** Trade ids are consecutive per symbol on Binance. At its settle time each id is
+//! compared with the greatest id settled before it: `k` missing ids in between count `k`
+//! gaps. Ids that settle together are taken in ascending order; an id below the greatest
+//! settled one fills nothing. A late record within the horizon settles with its neighbours
+//! and so fills its gap; one that arrives even later is late, and its id was a gap.
+//!
+//! **Windows.** Quality rows are per symbol and window of the largest configured size,
+//! final when the frontier passes the window's end. A record counts in the window of the
+//! time it is decided at: an on-time trade in its own window, a late, duplicate or unreadable
+//! record in the window of its partition's clock on arrival (always still open), a gap in
+//! the window of its id's settle time. Records without a readable symbol count under the
+//! empty symbol. Summed over all rows, each count equals the number of such records in the
+//! input. `score = valid / (total + gap)` (1 when both are 0).
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Deserializer};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use tickflow_operators::hash::stable_hash;
+use tickflow_operators::model::{Symbol, Trade};
+use tickflow_operators::schema::{tables, Row, Value};
+use tickflow_operators::source::{now_ms, trade_line, Horizon, RejectRow, Sourced};
+use tickflow_operators::window::{parse_duration, Windows};
+
+/// The `rejects` reason of a dropped copy.
+pub const DUPLICATE: &str = "duplicate";
+
+/// The quality settings (`[quality]` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Deduplicate, count gaps and write `quality` rows (default true). Off, trades pass
+    /// through as they come, duplicates included.
+    pub enabled: bool,
+    /// How long a trade id is remembered after its event time (default 3 minutes), as a
+    /// duration such as `"90s"` or `"5m"`.
+    #[serde(deserialize_with = "duration_ms")]
+    pub dedup_horizon: u64,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            enabled: true,
+            dedup_horizon: DEFAULT_DEDUP_HORIZON_MS,
+        }
+    }
+}
+
+/// The default dedup horizon: 3 minutes.
+pub const DEFAULT_DEDUP_HORIZON_MS: u64 = 180_000;
+
+fn duration_ms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// The event-time history the quality dataflow needs re-read after a restart: remembered ids
+/// reach `H` back from any open window, and gap counting needs the ids settled before those.
+pub fn horizon(config: &QualityConfig, windows: &Windows) -> Horizon {
+    if !config.enabled {
+        return Horizon::default();
+    }
+    Horizon {
+        windows: vec![largest(windows)],
+        history_ms: 2 * config.dedup_horizon + largest(windows),
+    }
+}
+
+fn largest(windows: &Windows) -> u64 {
+    windows.sizes().last().copied().unwrap_or(1)
+}
+
+/// Counts of one symbol in one window: a row of `quality`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct QualityRow {
+    /// The symbol; empty for records without a readable one.
+    pub symbol: String,
+    /// Window size, ms.
+    pub window_ms: u64,
+    /// Window start, ms since the epoch.
+    pub start_ms: u64,
+    /// Every record counted here: valid + malformed + invalid + duplicate + late.
+    pub total: u64,
+    /// Trades that contributed to the aggregates.
+    pub valid: u64,
+    /// Records that cannot be read as a trade (bad JSON or CSV, missing fields, lost ranges).
+    pub malformed: u64,
+    /// Readable records with an impossible value (zero, negative, non-numeric, too precise,
+    /// bad names, times far ahead).
+    pub invalid: u64,
+    /// Dropped copies of a trade already counted.
+    pub duplicate: u64,
+    /// Of those, copies that differ from the one kept.
+    pub conflicting: u64,
+    /// Records older than the watermark (not duplicates).
+    pub late: u64,
+    /// Trade ids missing between consecutive received ids.
+    pub gap: u64,
+}
+
+impl QualityRow {
+    /// `valid / (total + gap)`, 1 when nothing was expected.
+    pub fn score(&self) -> f64 {
+        let expected = self.total + self.gap;
+        if expected == 0 {
+            1.0
+        } else {
+            self.valid as f64 / expected as f64
+        }
+    }
+}
+
+impl From<QualityRow> for Row {
+    fn from(q: QualityRow) -> Row {
+        let score = format!("{:.6}", q.score());
+        Row {
+            table: tables::QUALITY.id(),
+            values: vec![
+                Value::Text(q.symbol),
+                q.window_ms.into(),
+                q.start_ms.into(),
+                q.total.into(),
+                q.valid.into(),
+                q.malformed.into(),
+                q.invalid.into(),
+                q.duplicate.into(),
+                q.conflicting.into(),
+                q.late.into(),
+                q.gap.into(),
+                Value::Decimal(score),
+            ],
+        }
+    }
+}
+
+/// The quality column a `rejects` reason counts in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Cannot be read as a trade.
+    Malformed,
+    /// Readable, with an impossible value.
+    Invalid,
+    /// Older than the watermark.
+    Late,
+    /// A copy of a trade already counted.
+    Duplicate,
+}
+
+impl Class {
+    /// The column of a `rejects` reason code (see the parser's `RejectReason::CODES`).
+    pub fn of(reason: &str) -> Class {
+        match reason {
+            "late" => Class::Late,
+            DUPLICATE => Class::Duplicate,
+            "line_too_long" | "invalid_utf8" | "malformed_json" | "missing_field"
+            | "duplicate_field" | "wrong_type" | "column_count" | "data_loss" => Class::Malformed,
+            _ => Class::Invalid,
+        }
+    }
+}
+
+/// What the quality dataflow produces.
+#[derive(Debug)]
+pub struct QualityStreams<'scope> {
+    /// Every distinct trade once, at its coarsened event time.
+    pub trades: Stream<'scope, u64, Vec<Trade>>,
+    /// The source's rejects, late copies relabelled `duplicate`, plus the dropped copies.
+    pub rejects: Stream<'scope, u64, Vec<RejectRow>>,
+    /// One row per symbol and window with records or gaps, final.
+    pub quality: Stream<'scope, u64, Vec<QualityRow>>,
+}
+
+/// Hash of everything a copy of a trade may disagree on (no allocation: this runs per trade).
+fn content(trade: &Trade) -> u64 {
+    let mut bytes = [0u8; 80];
+    bytes[..8].copy_from_slice(&trade.price.0.to_le_bytes());
+    bytes[8..16].copy_from_slice(&trade.qty.0.to_le_bytes());
+    bytes[16..24].copy_from_slice(&trade.time_ms.to_le_bytes());
+    bytes[24] = u8::from(trade.buyer_maker);
+    let mut at = 25;
+    for account in [&trade.buyer, &trade.seller] {
+        // Length-prefixed, 0xff for none: no two different pairs give the same bytes.
+        let name = account.as_ref().map(|a| a.as_str().as_bytes());
+        bytes[at] = name.map_or(0xff, |n| n.len() as u8);
+        at += 1;
+        if let Some(name) = name {
+            bytes[at..at + name.len()].copy_from_slice(name);
+            at += name.len();
+        }
+    }
+    stable_hash(&bytes[..at])
+}
+
+/// A remembered trade id.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    content: u64,
+    /// For a copy kept at the time being decided: where it sits in that time's output, and
+    /// its position, so that a smaller on-time copy at the same time can replace it.
+    at: Option<(u64, usize, u32, u64)>,
+}
+
+#[derive(Default, Debug)]
+struct SymbolState {
+    seen: FxHashMap<u64, Seen>,
+    /// Greatest settled id.
+    last: Option<u64>,
+}
+
+#[derive(Default, Debug)]
+struct Pending {
+    trades: Vec<Sourced>,
+    rejects: Vec<RejectRow>,
+}
+
+/// Deduplicates trades, classifies rejects and counts quality per symbol and window.
+///
+/// With `config.enabled == false` the trades pass through (without their positions) and the
+/// rejects unchanged, and there are no quality rows.
+///
+/// `source` names the source in the `rejects` rows of dropped copies.
+pub fn quality<'scope>(
+    trades: Stream<'scope, u64, Vec<Sourced>>,
+    rejects: Stream<'scope, u64, Vec<RejectRow>>,
+    source: &str,
+    config: &QualityConfig,
+    windows: &Windows,
+) -> QualityStreams<'scope> {
+    use timely::dataflow::operators::vec::Map;
+    if !config.enabled {
+        let quality = timely::dataflow::operators::generic::operator::empty(trades.scope());
+        return QualityStreams {
+            trades: trades.map(|s| s.trade),
+            rejects,
+            quality,
+        };
+    }
+    let horizon = config.dedup_horizon;
+    let granule = windows.granule();
+    let size = largest(windows);
+    let window_of = move |time: u64| time - time % size;
+    let coarsen = move |time: u64| time - time % granule;
+    let source = source.to_owned();
+
+    let mut builder = OperatorBuilder::new("Quality".to_owned(), trades.scope());
+    let mut trades_in = builder.new_input(
+        trades,
+        Exchange::new(|s: &Sourced| s.trade.symbol.stable_hash()),
+    );
+    let mut rejects_in = builder.new_input(
+        rejects,
+        Exchange::new(|r: &RejectRow| r.symbol.map_or(EMPTY_HASH, |s| s.stable_hash())),
+    );
+    let (mut trades_out, trades) = builder.new_output::<Vec<Trade>>();
+    let (mut rejects_out, rejects) = builder.new_output::<Vec<RejectRow>>();
+    let (mut quality_out, quality) = builder.new_output::<Vec<QualityRow>>();
+
+    builder.build(move |capabilities| {
+        // One capability per output, all at the same time: the least of the input frontier,
+        // the times stashed, the settle times pending and the ends of windows with counts
+        // (less one, where rows go out). Everything is emitted at or after it.
+        let mut caps: Option<Vec<Capability<u64>>> = Some(capabilities);
+        let mut stash: BTreeMap<u64, Pending> = BTreeMap::new();
+        // Ids to settle, by settle time.
+        let mut settle: BTreeMap<u64, Vec<(Symbol, u64)>> = BTreeMap::new();
+        let mut symbols: FxHashMap<Symbol, SymbolState> = FxHashMap::default();
+        // Counts by window start, then symbol.
+        let mut counts: BTreeMap<u64, BTreeMap<String, QualityRow>> = BTreeMap::new();
+
+        move |frontiers| {
+            trades_in.for_each_stamp(|cap, batches| {
+                let Some(&time) = cap.least() else { return };
+                let pending = stash.entry(time).or_default();
+                for batch in batches {
+                    pending.trades.append(batch);
+                }
+            });
+            rejects_in.for_each_stamp(|cap, batches| {
+                let Some(&time) = cap.least() else { return };
+                let pending = stash.entry(time).or_default();
+                for batch in batches {
+                    pending.rejects.append(batch);
+                }
+            });
+            let Some(held) = caps.as_mut() else {
+                return;
+            };
+            // The least time any input may still bring (`None`: the inputs are done).
+            let frontier = frontiers
+                .iter()
+                .filter_map(|f| f.frontier().first().copied())
+                .min();
+            let closed = |time: u64| frontier.is_none_or(|f| time < f);
+            loop {
+                // The next time to decide: stashed input or a settle time, whichever first.
+                let next = [stash.keys().next(), settle.keys().next()]
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .min();
+                let Some(time) = next.filter(|&t| closed(t)) else {
+                    break;
+                };
+                // Rows of windows that end at or before `time` are final: nothing earlier is
+                // left to decide.
+                emit_rows(&mut counts, time, &held[2], &mut quality_out, size);
+                if let Some(ids) = settle.remove(&time) {
+                    settle_ids(ids, &mut symbols, &mut counts, window_of(time), size);
+                }
+                if let Some(pending) = stash.remove(&time) {
+                    decide(
+                        time,
+                        pending,
+                        &mut symbols,
+                        &mut settle,
+                        &mut counts,
+                        Outputs {
+                            trades: &mut trades_out,
+                            rejects: &mut rejects_out,
+                            trades_cap: &held[0],
+                            rejects_cap: &held[1],
+                        },
+                        Params {
+                            source: &source,
+                            horizon,
+                            coarsen: &coarsen,
+                            window: window_of(time),
+                            size,
+                        },
+                    );
+                }
+            }
+            let bound = frontier.unwrap_or(u64::MAX);
+            emit_rows(&mut counts, bound, &held[2], &mut quality_out, size);
+            // Hold the capabilities at the least time something may still be emitted at.
+            let least = [
+                frontier,
+                stash.keys().next().copied(),
+                settle.keys().next().copied(),
+                counts.keys().next().map(|&start| start + size - 1),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match least {
+                Some(least) => {
+                    for cap in held.iter_mut() {
+                        if *cap.time() < least {
+                            cap.downgrade(&least);
+                        }
+                    }
+                }
+                None => caps = None,
+            }
+        }
+    });
+
+    QualityStreams {
+        trades,
+        rejects,
+        quality,
+    }
+}
+
+/// The routing hash of records without a symbol.
+const EMPTY_HASH: u64 = 0x2d06_8005_38d3_94c2;
+
+/// Emits the rows of windows that end at or before `bound` under a capability at the
+/// window's last ms (the capability is held at or before it while the window has counts).
+fn emit_rows(
+    counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
+    bound: u64,
+    cap: &Capability<u64>,
+    out: &mut timely::dataflow::channels::pushers::Output<u64, Vec<QualityRow>>,
+    size: u64,
+) {
+    while let Some(entry) = counts.first_entry() {
+        let start = *entry.key();
+        if start + size > bound {
+            break;
+        }
+        let mut rows: Vec<QualityRow> = entry.remove().into_values().collect();
+        out.activate()
+            .give(&cap.delayed(&(start + size - 1)), &mut rows);
+    }
+}
+
+fn row<'c>(
+    counts: &'c mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
+    window: u64,
+    size: u64,
+    symbol: Option<&Symbol>,
+) -> &'c mut QualityRow {
+    let name = symbol.map_or(String::new(), |s| s.as_str().to_owned());
+    counts
+        .entry(window)
+        .or_default()
+        .entry(name)
+        .or_insert_with_key(|name| QualityRow {
+            symbol: name.clone(),
+            window_ms: size,
+            start_ms: window,
+            ..QualityRow::default()
+        })
+}
+
+/// Forgets the ids whose settle time has come and counts the gaps before them.
+fn settle_ids(
+    mut ids: Vec<(Symbol, u64)>,
+    symbols: &mut FxHashMap<Symbol, SymbolState>,
+    counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
+    window: u64,
+    size: u64,
+) {
+    ids.sort_unstable_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
+    ids.dedup();
+    for (symbol, id) in ids {
+        let Some(state) = symbols.get_mut(&symbol) else {
+            continue;
+        };
+        state.seen.remove(&id);
+        let missing = match state.last {
+            Some(last) if id > last => id - last - 1,
+            _ => 0,
+        };
+        state.last = Some(state.last.map_or(id, |last| last.max(id)));
+        if missing > 0 {
+            row(counts, window, size, Some(&symbol)).gap += missing;
+        }
+        if state.seen.is_empty() {
+            // Keep `last`; the map's memory goes when the symbol is quiet.
+            state.seen.shrink_to(0);
+        }
+    }
+}
+
+struct Outputs<'a> {
+    trades: &'a mut timely::dataflow::channels::pushers::Output<u64, Vec<Trade>>,
+    rejects: &'a mut timely::dataflow::channels::pushers::Output<u64, Vec<RejectRow>>,
+    /// The capabilities of the two outputs (each output has its own).
+    trades_cap: &'a Capability<u64>,
+    rejects_cap: &'a Capability<u64>,
+}
+
+struct Params<'a, C: Fn(u64) -> u64> {
+    source: &'a str,
+    horizon: u64,
+    coarsen: &'a C,
+    window: u64,
+    size: u64,
+}
+
+/// Decides the records of one time.
+fn decide<C: Fn(u64) -> u64>(
+    time: u64,
+    pending: Pending,
+    symbols: &mut FxHashMap<Symbol, SymbolState>,
+    settle: &mut BTreeMap<u64, Vec<(Symbol, u64)>>,
+    counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
+    out: Outputs<'_>,
+    params: Params<'_, C>,
+) {
+    let Params {
+        source,
+        horizon,
+        coarsen,
+        window,
+        size,
+    } = params;
+    let mut kept: Vec<Sourced> = Vec::with_capacity(pending.trades.len());
+    let mut dropped: Vec<(Sourced, bool)> = Vec::new();
+    let mut to_settle: Vec<(Symbol, u64)> = Vec::new();
+    // On-time trades first: only they can be kept.
+    for sourced in pending.trades {
+        let trade = &sourced.trade;
+        let state = symbols.entry(trade.symbol).or_default();
+        let hash = content(trade);
+        match state.seen.get_mut(&trade.id) {
+            None => {
+                state.seen.insert(
+                    trade.id,
+                    Seen {
+                        content: hash,
+                        at: Some((time, kept.len(), sourced.partition, sourced.offset)),
+                    },
+                );
+                to_settle.push((trade.symbol, trade.id));
+                kept.push(sourced);
+            }
+            Some(seen) => match seen.at {
+                // A copy on time at this same time: the least (content, position) is kept.
+                Some((at, index, partition, offset)) if at == time => {
+                    let challenger = (hash, sourced.partition, sourced.offset);
+                    if challenger < (seen.content, partition, offset) {
+                        let old = std::mem::replace(&mut kept[index], sourced);
+                        seen.content = hash;
+                        seen.at = Some((time, index, sourced.partition, sourced.offset));
+                        // Conflicting is judged against the copy finally kept, below.
+                        dropped.push((old, false));
+                    } else {
+                        dropped.push((sourced, false));
+                    }
+                }
+                _ => dropped.push((sourced, false)),
+            },
+        }
+    }
+    for (copy, conflicting) in dropped.iter_mut() {
+        let seen = symbols
+            .get(&copy.trade.symbol)
+            .and_then(|s| s.seen.get(&copy.trade.id));
+        *conflicting = seen.is_some_and(|seen| seen.content != content(&copy.trade));
+    }
+    // Every kept trade counts as valid in this window.
+    for sourced in &kept {
+        row(counts, window, size, Some(&sourced.trade.symbol)).valid += 1;
+    }
+    for sourced in &kept {
+        if let Some(seen) = symbols
+            .get_mut(&sourced.trade.symbol)
+            .and_then(|s| s.seen.get_mut(&sourced.trade.id))
+        {
+            seen.at = None;
+        }
+    }
+    let mut rejects: Vec<RejectRow> = Vec::with_capacity(pending.rejects.len() + dropped.len());
+    let received_ms = now_ms();
+    for (copy, conflicting) in dropped {
+        let counted = row(counts, window, size, Some(&copy.trade.symbol));
+        counted.duplicate += 1;
+        counted.conflicting += u64::from(conflicting);
+        rejects.push(RejectRow {
+            source: source.to_owned(),
+            partition: copy.partition,
+            offset: copy.offset,
+            received_ms,
+            reason: DUPLICATE.to_owned(),
+            detail: duplicate_detail(conflicting, copy.trade.id),
+            raw: trade_line(&copy.trade),
+            symbol: Some(copy.trade.symbol),
+            trade: None,
+        });
+    }
+    // Then the refused records, in a deterministic order: late trades are checked against
+    // the ids remembered, the others are counted by their reason.
+    let mut refused = pending.rejects;
+    refused.sort_by(|a, b| {
+        (a.partition, a.offset, &a.source).cmp(&(b.partition, b.offset, &b.source))
+    });
+    for mut reject in refused {
+        match reject.trade.take() {
+            Some(trade) => {
+                let settles = coarsen(trade.time_ms).saturating_add(horizon);
+                let state = symbols.entry(trade.symbol).or_default();
+                let counted = row(counts, window, size, Some(&trade.symbol));
+                if settles <= time {
+                    // Beyond the horizon: late, and its id no longer fills a gap.
+                    counted.late += 1;
+                } else if let Some(seen) = state.seen.get(&trade.id) {
+                    let conflicting = seen.content != content(&trade);
+                    counted.duplicate += 1;
+                    counted.conflicting += u64::from(conflicting);
+                    reject.reason = DUPLICATE.to_owned();
+                    reject.detail = format!(
+                        "{} (and late: {})",
+                        duplicate_detail(conflicting, trade.id),
+                        reject.detail
+                    );
+                } else {
+                    counted.late += 1;
+                    state.seen.insert(
+                        trade.id,
+                        Seen {
+                            content: content(&trade),
+                            at: None,
+                        },
+                    );
+                    settle
+                        .entry(settles)
+                        .or_default()
+                        .push((trade.symbol, trade.id));
+                }
+            }
+            None => {
+                let counted = row(counts, window, size, reject.symbol.as_ref());
+                match Class::of(&reject.reason) {
+                    Class::Malformed => counted.malformed += 1,
+                    Class::Invalid => counted.invalid += 1,
+                    Class::Late => counted.late += 1,
+                    Class::Duplicate => counted.duplicate += 1,
+                }
+            }
+        }
+        rejects.push(reject);
+    }
+    for counted in counts
+        .get_mut(&window)
+        .into_iter()
+        .flat_map(|m| m.values_mut())
+    {
+        counted.total =
+            counted.valid + counted.malformed + counted.invalid + counted.duplicate + counted.late;
+    }
+    if !to_settle.is_empty() {
+        settle
+            .entry(coarsen(time).saturating_add(horizon))
+            .or_default()
+            .extend(to_settle);
+    }
+    if !kept.is_empty() {
+        let mut trades: Vec<Trade> = kept.into_iter().map(|s| s.trade).collect();
+        out.trades
+            .activate()
+            .give(&out.trades_cap.delayed(&time), &mut trades);
+    }
+    if !rejects.is_empty() {
+        out.rejects
+            .activate()
+            .give(&out.rejects_cap.delayed(&time), &mut rejects);
+    }
+}
+
+fn duplicate_detail(conflicting: bool, id: u64) -> String {
+    if conflicting {
+        format!("a conflicting copy of trade {id}: it differs from the copy kept")
+    } else {
+        format!("a copy of trade {id}, already counted")
+    }
+}
