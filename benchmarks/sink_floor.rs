@@ -61,6 +61,7 @@ fn main() -> Result<(), String> {
             raw: line,
             symbol: None,
             trade: None,
+            id: None,
         }));
         offset += len + 1;
         count += 1;

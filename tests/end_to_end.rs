@@ -567,6 +567,12 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
             candles(&path(dir, &format!("{name}-clean.db"))),
             "{name}"
         );
+        let quality = "SELECT * FROM quality ORDER BY symbol, window_ms, start_ms";
+        assert_eq!(
+            rows(&path(dir, &format!("{name}-resumed.db")), quality),
+            rows(&path(dir, &format!("{name}-clean.db")), quality),
+            "{name}: quality"
+        );
         // Every trade archived exactly once, as the uninterrupted run archived it.
         let archive = "SELECT symbol, trade_id, price, qty, time_ms, buyer_maker FROM trades \
                        ORDER BY symbol, trade_id";

@@ -23,16 +23,19 @@
 //! counted late and not remembered.
 //!
 //! **Gaps.** Trade ids are consecutive per symbol on Binance. At its settle time each id is
-//! compared with the greatest id settled before it: `k` missing ids in between count `k`
-//! gaps. Ids that settle together are taken in ascending order; an id below the greatest
-//! settled one fills nothing. A late record within the horizon settles with its neighbours
-//! and so fills its gap; one that arrives even later is late, and its id was a gap.
+//! compared with the greatest id settled before it: the ids in between are missing. An id
+//! that settles later below the greatest fills its place; `H/2` after they were found, the
+//! ids still missing count one gap each. Ids that settle together are taken in ascending
+//! order. A late record within the horizon settles with its neighbours
+//! and so fills its gap; one that arrives even later is late, and its id was a gap. A refused
+//! record whose symbol and id can still be read (a negative price, say) was received too: its
+//! id settles `H` after its arrival and is no gap.
 //!
 //! **Windows.** Quality rows are per symbol and window of the largest configured size,
 //! final when the frontier passes the window's end. A record counts in the window of the
 //! time it is decided at: an on-time trade in its own window, a late, duplicate or unreadable
 //! record in the window of its partition's clock on arrival (always still open), a gap in
-//! the window of its id's settle time. Records without a readable symbol count under the
+//! the window of its confirmation time (`1.5 H` after the event time of the id after it). Records without a readable symbol count under the
 //! empty symbol. Summed over all rows, each count equals the number of such records in the
 //! input. `score = valid / (total + gap)` (1 when both are 0).
 
@@ -92,7 +95,7 @@ pub fn horizon(config: &QualityConfig, windows: &Windows) -> Horizon {
     }
     Horizon {
         windows: vec![largest(windows)],
-        history_ms: 2 * config.dedup_horizon + largest(windows),
+        history_ms: 3 * config.dedup_horizon + largest(windows),
     }
 }
 
@@ -235,6 +238,8 @@ struct SymbolState {
     seen: FxHashMap<u64, Seen>,
     /// Greatest settled id.
     last: Option<u64>,
+    /// Ids found missing and not yet confirmed as gaps: ranges `lo → hi`, inclusive.
+    missing: BTreeMap<u64, u64>,
 }
 
 #[derive(Default, Debug)]
@@ -266,6 +271,7 @@ pub fn quality<'scope>(
         };
     }
     let horizon = config.dedup_horizon;
+    let grace = (horizon / 2).max(1);
     let granule = windows.granule();
     let size = largest(windows);
     let window_of = move |time: u64| time - time % size;
@@ -292,7 +298,9 @@ pub fn quality<'scope>(
         let mut caps: Option<Vec<Capability<u64>>> = Some(capabilities);
         let mut stash: BTreeMap<u64, Pending> = BTreeMap::new();
         // Ids to settle, by settle time.
-        let mut settle: BTreeMap<u64, Vec<(Symbol, u64)>> = BTreeMap::new();
+        let mut settle: BTreeMap<u64, Vec<(Symbol, u64, bool)>> = BTreeMap::new();
+        // Missing ranges to confirm as gaps, by confirmation time.
+        let mut confirm: BTreeMap<u64, Vec<(Symbol, u64, u64)>> = BTreeMap::new();
         let mut symbols: FxHashMap<Symbol, SymbolState> = FxHashMap::default();
         // Counts by window start, then symbol.
         let mut counts: BTreeMap<u64, BTreeMap<String, QualityRow>> = BTreeMap::new();
@@ -323,11 +331,15 @@ pub fn quality<'scope>(
             let closed = |time: u64| frontier.is_none_or(|f| time < f);
             loop {
                 // The next time to decide: stashed input or a settle time, whichever first.
-                let next = [stash.keys().next(), settle.keys().next()]
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .min();
+                let next = [
+                    stash.keys().next(),
+                    settle.keys().next(),
+                    confirm.keys().next(),
+                ]
+                .into_iter()
+                .flatten()
+                .copied()
+                .min();
                 let Some(time) = next.filter(|&t| closed(t)) else {
                     break;
                 };
@@ -335,7 +347,16 @@ pub fn quality<'scope>(
                 // left to decide.
                 emit_rows(&mut counts, time, &held[2], &mut quality_out, size);
                 if let Some(ids) = settle.remove(&time) {
-                    settle_ids(ids, &mut symbols, &mut counts, window_of(time), size);
+                    let missing = settle_ids(ids, &mut symbols);
+                    if !missing.is_empty() {
+                        confirm
+                            .entry(time.saturating_add(grace))
+                            .or_default()
+                            .extend(missing);
+                    }
+                }
+                if let Some(ranges) = confirm.remove(&time) {
+                    confirm_gaps(ranges, &mut symbols, &mut counts, window_of(time), size);
                 }
                 if let Some(pending) = stash.remove(&time) {
                     decide(
@@ -367,6 +388,7 @@ pub fn quality<'scope>(
                 frontier,
                 stash.keys().next().copied(),
                 settle.keys().next().copied(),
+                confirm.keys().next().copied(),
                 counts.keys().next().map(|&start| start + size - 1),
             ]
             .into_iter()
@@ -434,32 +456,78 @@ fn row<'c>(
         })
 }
 
-/// Forgets the ids whose settle time has come and counts the gaps before them.
+/// Forgets the ids whose settle time has come and finds the ids missing before them: the
+/// ranges returned, to be confirmed as gaps unless filled meanwhile. An id below the
+/// greatest settled one fills its place in a range still unconfirmed.
 fn settle_ids(
-    mut ids: Vec<(Symbol, u64)>,
+    mut ids: Vec<(Symbol, u64, bool)>,
+    symbols: &mut FxHashMap<Symbol, SymbolState>,
+) -> Vec<(Symbol, u64, u64)> {
+    ids.sort_unstable_by(|a, b| (a.0.as_str(), a.1, a.2).cmp(&(b.0.as_str(), b.1, b.2)));
+    let mut found = Vec::new();
+    for (symbol, id, remembered) in ids {
+        let Some(state) = symbols.get_mut(&symbol) else {
+            continue;
+        };
+        if remembered {
+            state.seen.remove(&id);
+        }
+        match state.last {
+            None => state.last = Some(id),
+            Some(last) if id > last => {
+                if id > last + 1 {
+                    state.missing.insert(last + 1, id - 1);
+                    found.push((symbol, last + 1, id - 1));
+                }
+                state.last = Some(id);
+            }
+            Some(_) => {
+                // Fills its place in a missing range, if it is in one.
+                if let Some((&lo, &hi)) = state.missing.range(..=id).next_back() {
+                    if hi >= id {
+                        state.missing.remove(&lo);
+                        if lo < id {
+                            state.missing.insert(lo, id - 1);
+                        }
+                        if id < hi {
+                            state.missing.insert(id + 1, hi);
+                        }
+                    }
+                }
+            }
+        }
+        if state.seen.is_empty() {
+            // Keep `last`; the map's memory goes when the symbol is quiet.
+            state.seen.shrink_to(0);
+        }
+    }
+    found
+}
+
+/// Counts the ids of `ranges` still missing as gaps, in `window`.
+fn confirm_gaps(
+    ranges: Vec<(Symbol, u64, u64)>,
     symbols: &mut FxHashMap<Symbol, SymbolState>,
     counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
     window: u64,
     size: u64,
 ) {
-    ids.sort_unstable_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
-    ids.dedup();
-    for (symbol, id) in ids {
+    for (symbol, lo, hi) in ranges {
         let Some(state) = symbols.get_mut(&symbol) else {
             continue;
         };
-        state.seen.remove(&id);
-        let missing = match state.last {
-            Some(last) if id > last => id - last - 1,
-            _ => 0,
-        };
-        state.last = Some(state.last.map_or(id, |last| last.max(id)));
-        if missing > 0 {
-            row(counts, window, size, Some(&symbol)).gap += missing;
+        let inside: Vec<(u64, u64)> = state
+            .missing
+            .range(lo..=hi)
+            .map(|(&l, &h)| (l, h))
+            .collect();
+        let mut gaps = 0;
+        for (l, h) in inside {
+            state.missing.remove(&l);
+            gaps += h - l + 1;
         }
-        if state.seen.is_empty() {
-            // Keep `last`; the map's memory goes when the symbol is quiet.
-            state.seen.shrink_to(0);
+        if gaps > 0 {
+            row(counts, window, size, Some(&symbol)).gap += gaps;
         }
     }
 }
@@ -485,7 +553,7 @@ fn decide<C: Fn(u64) -> u64>(
     time: u64,
     pending: Pending,
     symbols: &mut FxHashMap<Symbol, SymbolState>,
-    settle: &mut BTreeMap<u64, Vec<(Symbol, u64)>>,
+    settle: &mut BTreeMap<u64, Vec<(Symbol, u64, bool)>>,
     counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
     out: Outputs<'_>,
     params: Params<'_, C>,
@@ -499,7 +567,7 @@ fn decide<C: Fn(u64) -> u64>(
     } = params;
     let mut kept: Vec<Sourced> = Vec::with_capacity(pending.trades.len());
     let mut dropped: Vec<(Sourced, bool)> = Vec::new();
-    let mut to_settle: Vec<(Symbol, u64)> = Vec::new();
+    let mut to_settle: Vec<(Symbol, u64, bool)> = Vec::new();
     // On-time trades first: only they can be kept.
     for sourced in pending.trades {
         let trade = &sourced.trade;
@@ -514,7 +582,7 @@ fn decide<C: Fn(u64) -> u64>(
                         at: Some((time, kept.len(), sourced.partition, sourced.offset)),
                     },
                 );
-                to_settle.push((trade.symbol, trade.id));
+                to_settle.push((trade.symbol, trade.id, true));
                 kept.push(sourced);
             }
             Some(seen) => match seen.at {
@@ -569,6 +637,7 @@ fn decide<C: Fn(u64) -> u64>(
             raw: trade_line(&copy.trade),
             symbol: Some(copy.trade.symbol),
             trade: None,
+            id: None,
         });
     }
     // Then the refused records, in a deterministic order: late trades are checked against
@@ -608,10 +677,19 @@ fn decide<C: Fn(u64) -> u64>(
                     settle
                         .entry(settles)
                         .or_default()
-                        .push((trade.symbol, trade.id));
+                        .push((trade.symbol, trade.id, true));
                 }
             }
             None => {
+                // A refused record whose symbol and id can be read was received: its id is
+                // no gap (it settles a horizon after its arrival, not remembered for dedup).
+                if let (Some(symbol), Some(id)) = (reject.symbol, reject.id) {
+                    symbols.entry(symbol).or_default();
+                    settle
+                        .entry(time.saturating_add(horizon))
+                        .or_default()
+                        .push((symbol, id, false));
+                }
                 let counted = row(counts, window, size, reject.symbol.as_ref());
                 match Class::of(&reject.reason) {
                     Class::Malformed => counted.malformed += 1,

@@ -66,6 +66,7 @@ fn reject(partition: u32, offset: u64, reason: &str, symbol: Option<&str>) -> Re
         raw: b"x".to_vec(),
         symbol: symbol.map(|s| Symbol::new(s).expect("short")),
         trade: None,
+        id: None,
     }
 }
 

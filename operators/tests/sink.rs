@@ -307,6 +307,7 @@ fn reject(offset: u64) -> RejectRow {
         raw: b"{".to_vec(),
         symbol: None,
         trade: None,
+        id: None,
     }
 }
 

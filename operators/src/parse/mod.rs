@@ -222,6 +222,39 @@ pub fn symbol_hint(format: &Format, line: &[u8]) -> Option<Symbol> {
     }
 }
 
+/// The trade id of a line the parser refused, when it can still be read: for Binance JSON
+/// the digits of the first `"t"` field, for trade CSV the first column. The quality dataflow
+/// takes a refused record with a readable symbol and id as received, so its id is no gap.
+///
+/// ```
+/// use tickflow_operators::parse::{id_hint, Format};
+/// assert_eq!(id_hint(&Format::BinanceJson, br#"{"s":"X","t":12345,"p":"-1"}"#), Some(12345));
+/// assert_eq!(id_hint(&Format::BinanceJson, br#"{"s":"X","t":"#), None);
+/// ```
+pub fn id_hint(format: &Format, line: &[u8]) -> Option<u64> {
+    let digits = match format {
+        Format::BinanceJson => {
+            let at = memchr::memmem::find(line, br#""t":"#)? + 4;
+            let rest = &line[at..];
+            let end = rest
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len());
+            // A number cut by the end of the line may be missing digits.
+            if end == rest.len() {
+                return None;
+            }
+            &rest[..end]
+        }
+        Format::BinanceCsv { .. } => {
+            let end = memchr::memchr(b',', line)?;
+            &line[..end]
+        }
+        Format::CandleCsv => return None,
+    };
+    parse_u64(digits)
+}
+
 /// The line without a leading UTF-8 byte order mark (spreadsheet exports write one).
 #[inline]
 fn strip_bom(line: &[u8]) -> &[u8] {

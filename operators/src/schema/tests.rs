@@ -82,6 +82,7 @@ fn every_record_becomes_a_row_of_its_declared_shape() {
         raw: vec![0xff, 0],
         symbol: None,
         trade: None,
+        id: None,
     };
     let bytes = crate::sink::reject_bytes(&reject);
     let row = Row::from(reject);

@@ -78,6 +78,9 @@ pub struct RejectRow {
     pub symbol: Option<Symbol>,
     /// A late record's trade: the quality dataflow may find it a duplicate instead.
     pub trade: Option<Trade>,
+    /// The trade id of a refused record, when it can be read (see
+    /// [`crate::parse::id_hint`]): it then counts as received, not as a gap.
+    pub id: Option<u64>,
 }
 
 /// Longest raw record kept in `rejects`; longer ones are cut and say so in `detail`.

@@ -14,7 +14,7 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 use super::clock::{Clock, Verdict};
 use super::{now_ms, PartitionProgress, RejectRow, Sourced};
 use crate::model::{Candle, Trade};
-use crate::parse::{symbol_hint, Format, Record, RejectReason, MAX_LINE};
+use crate::parse::{id_hint, symbol_hint, Format, Record, RejectReason, MAX_LINE};
 use crate::window::Windows;
 
 /// One readable partition of a source.
@@ -303,6 +303,7 @@ impl<'a> Deliver<'a> {
             raw: raw.to_vec(),
             symbol: symbol_hint(self.format, raw),
             trade: None,
+            id: id_hint(self.format, raw),
         });
         batch.last_mut().expect("just pushed")
     }
@@ -348,6 +349,7 @@ impl<'a> Deliver<'a> {
         match record {
             Record::Trade(trade) => {
                 row.symbol = Some(trade.symbol);
+                row.id = Some(trade.id);
                 row.trade = matches!(reason, RejectReason::Late).then_some(*trade);
             }
             Record::Candle(candle) => row.symbol = Some(candle.symbol),

@@ -200,6 +200,7 @@ fn a_commit_writes_every_table_with_its_offsets_and_sequence_number_and_replays_
         raw: vec![b'{', 0xff],
         symbol: None,
         trade: None,
+        id: None,
     };
     let commit = Commit {
         source: "s".to_owned(),
