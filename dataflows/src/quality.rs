@@ -224,18 +224,32 @@ fn content(trade: &Trade) -> u64 {
     stable_hash(&bytes[..at])
 }
 
-/// A remembered trade id.
+/// A remembered trade id: the content hash of the copy kept, and the time it was decided at.
 #[derive(Clone, Copy, Debug)]
 struct Seen {
     content: u64,
-    /// For a copy kept at the time being decided: where it sits in that time's output, and
-    /// its position, so that a smaller on-time copy at the same time can replace it.
-    at: Option<(u64, usize, u32, u64)>,
+    time: u64,
+}
+
+/// Counts of one symbol in one window, until its row goes out.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    valid: u64,
+    malformed: u64,
+    invalid: u64,
+    duplicate: u64,
+    conflicting: u64,
+    late: u64,
+    gap: u64,
 }
 
 #[derive(Default, Debug)]
 struct SymbolState {
     seen: FxHashMap<u64, Seen>,
+    /// Ids to settle by settle time, each with whether it is remembered in `seen`.
+    pending: BTreeMap<u64, Vec<(u64, bool)>>,
+    /// Ids kept at the time being decided, to settle a horizon later.
+    fresh: Vec<u64>,
     /// Greatest settled id.
     last: Option<u64>,
     /// Ids found missing and not yet confirmed as gaps: ranges `lo → hi`, inclusive.
@@ -248,12 +262,29 @@ struct Pending {
     rejects: Vec<RejectRow>,
 }
 
+/// One worker's share of the quality dataflow: the symbols routed to it.
+struct State {
+    source: String,
+    horizon: u64,
+    grace: u64,
+    granule: u64,
+    size: u64,
+    symbols: FxHashMap<Symbol, SymbolState>,
+    /// Symbols with ids to settle, by settle time.
+    settle: BTreeMap<u64, Vec<Symbol>>,
+    /// Missing ranges to confirm as gaps, by confirmation time.
+    confirm: BTreeMap<u64, Vec<(Symbol, u64, u64)>>,
+    /// Counts by window start, then symbol (the empty symbol for records without one).
+    counts: BTreeMap<u64, FxHashMap<Symbol, Counts>>,
+}
+
+type Out<D> = timely::dataflow::channels::pushers::Output<u64, Vec<D>>;
+
 /// Deduplicates trades, classifies rejects and counts quality per symbol and window.
 ///
 /// With `config.enabled == false` the trades pass through (without their positions) and the
-/// rejects unchanged, and there are no quality rows.
-///
-/// `source` names the source in the `rejects` rows of dropped copies.
+/// rejects unchanged, and there are no quality rows. `source` names the source in the
+/// `rejects` rows of dropped copies.
 pub fn quality<'scope>(
     trades: Stream<'scope, u64, Vec<Sourced>>,
     rejects: Stream<'scope, u64, Vec<RejectRow>>,
@@ -270,13 +301,17 @@ pub fn quality<'scope>(
             quality,
         };
     }
-    let horizon = config.dedup_horizon;
-    let grace = (horizon / 2).max(1);
-    let granule = windows.granule();
-    let size = largest(windows);
-    let window_of = move |time: u64| time - time % size;
-    let coarsen = move |time: u64| time - time % granule;
-    let source = source.to_owned();
+    let mut state = State {
+        source: source.to_owned(),
+        horizon: config.dedup_horizon,
+        grace: (config.dedup_horizon / 2).max(1),
+        granule: windows.granule(),
+        size: largest(windows),
+        symbols: FxHashMap::default(),
+        settle: BTreeMap::new(),
+        confirm: BTreeMap::new(),
+        counts: BTreeMap::new(),
+    };
 
     let mut builder = OperatorBuilder::new("Quality".to_owned(), trades.scope());
     let mut trades_in = builder.new_input(
@@ -293,18 +328,10 @@ pub fn quality<'scope>(
 
     builder.build(move |capabilities| {
         // One capability per output, all at the same time: the least of the input frontier,
-        // the times stashed, the settle times pending and the ends of windows with counts
-        // (less one, where rows go out). Everything is emitted at or after it.
+        // the times stashed, the settle and confirmation times pending and the last ms of
+        // windows with counts (where their rows go out). Nothing is emitted before it.
         let mut caps: Option<Vec<Capability<u64>>> = Some(capabilities);
         let mut stash: BTreeMap<u64, Pending> = BTreeMap::new();
-        // Ids to settle, by settle time.
-        let mut settle: BTreeMap<u64, Vec<(Symbol, u64, bool)>> = BTreeMap::new();
-        // Missing ranges to confirm as gaps, by confirmation time.
-        let mut confirm: BTreeMap<u64, Vec<(Symbol, u64, u64)>> = BTreeMap::new();
-        let mut symbols: FxHashMap<Symbol, SymbolState> = FxHashMap::default();
-        // Counts by window start, then symbol.
-        let mut counts: BTreeMap<u64, BTreeMap<String, QualityRow>> = BTreeMap::new();
-
         move |frontiers| {
             trades_in.for_each_stamp(|cap, batches| {
                 let Some(&time) = cap.least() else { return };
@@ -330,11 +357,11 @@ pub fn quality<'scope>(
                 .min();
             let closed = |time: u64| frontier.is_none_or(|f| time < f);
             loop {
-                // The next time to decide: stashed input or a settle time, whichever first.
+                // The next time to decide: stashed input, a settle or a confirmation time.
                 let next = [
                     stash.keys().next(),
-                    settle.keys().next(),
-                    confirm.keys().next(),
+                    state.settle.keys().next(),
+                    state.confirm.keys().next(),
                 ]
                 .into_iter()
                 .flatten()
@@ -343,53 +370,35 @@ pub fn quality<'scope>(
                 let Some(time) = next.filter(|&t| closed(t)) else {
                     break;
                 };
-                // Rows of windows that end at or before `time` are final: nothing earlier is
-                // left to decide.
-                emit_rows(&mut counts, time, &held[2], &mut quality_out, size);
-                if let Some(ids) = settle.remove(&time) {
-                    let missing = settle_ids(ids, &mut symbols);
-                    if !missing.is_empty() {
-                        confirm
-                            .entry(time.saturating_add(grace))
-                            .or_default()
-                            .extend(missing);
+                // Rows of windows that end at or before `time` are final.
+                state.emit_rows(time, &held[2], &mut quality_out);
+                state.settle_at(time);
+                state.confirm_at(time);
+                if let Some(pending) = stash.remove(&time) {
+                    let (mut kept, mut refused) = state.decide(time, pending);
+                    if !kept.is_empty() {
+                        trades_out
+                            .activate()
+                            .give(&held[0].delayed(&time), &mut kept);
+                    }
+                    if !refused.is_empty() {
+                        rejects_out
+                            .activate()
+                            .give(&held[1].delayed(&time), &mut refused);
                     }
                 }
-                if let Some(ranges) = confirm.remove(&time) {
-                    confirm_gaps(ranges, &mut symbols, &mut counts, window_of(time), size);
-                }
-                if let Some(pending) = stash.remove(&time) {
-                    decide(
-                        time,
-                        pending,
-                        &mut symbols,
-                        &mut settle,
-                        &mut counts,
-                        Outputs {
-                            trades: &mut trades_out,
-                            rejects: &mut rejects_out,
-                            trades_cap: &held[0],
-                            rejects_cap: &held[1],
-                        },
-                        Params {
-                            source: &source,
-                            horizon,
-                            coarsen: &coarsen,
-                            window: window_of(time),
-                            size,
-                        },
-                    );
-                }
             }
-            let bound = frontier.unwrap_or(u64::MAX);
-            emit_rows(&mut counts, bound, &held[2], &mut quality_out, size);
-            // Hold the capabilities at the least time something may still be emitted at.
+            state.emit_rows(frontier.unwrap_or(u64::MAX), &held[2], &mut quality_out);
             let least = [
                 frontier,
                 stash.keys().next().copied(),
-                settle.keys().next().copied(),
-                confirm.keys().next().copied(),
-                counts.keys().next().map(|&start| start + size - 1),
+                state.settle.keys().next().copied(),
+                state.confirm.keys().next().copied(),
+                state
+                    .counts
+                    .keys()
+                    .next()
+                    .map(|&start| start + state.size - 1),
             ]
             .into_iter()
             .flatten()
@@ -417,315 +426,302 @@ pub fn quality<'scope>(
 /// The routing hash of records without a symbol.
 const EMPTY_HASH: u64 = 0x2d06_8005_38d3_94c2;
 
-/// Emits the rows of windows that end at or before `bound` under a capability at the
-/// window's last ms (the capability is held at or before it while the window has counts).
-fn emit_rows(
-    counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
-    bound: u64,
-    cap: &Capability<u64>,
-    out: &mut timely::dataflow::channels::pushers::Output<u64, Vec<QualityRow>>,
-    size: u64,
-) {
-    while let Some(entry) = counts.first_entry() {
-        let start = *entry.key();
-        if start + size > bound {
-            break;
-        }
-        let mut rows: Vec<QualityRow> = entry.remove().into_values().collect();
-        out.activate()
-            .give(&cap.delayed(&(start + size - 1)), &mut rows);
+impl State {
+    fn window(&self, time: u64) -> u64 {
+        time - time % self.size
     }
-}
 
-fn row<'c>(
-    counts: &'c mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
-    window: u64,
-    size: u64,
-    symbol: Option<&Symbol>,
-) -> &'c mut QualityRow {
-    let name = symbol.map_or(String::new(), |s| s.as_str().to_owned());
-    counts
-        .entry(window)
-        .or_default()
-        .entry(name)
-        .or_insert_with_key(|name| QualityRow {
-            symbol: name.clone(),
-            window_ms: size,
-            start_ms: window,
-            ..QualityRow::default()
-        })
-}
-
-/// Forgets the ids whose settle time has come and finds the ids missing before them: the
-/// ranges returned, to be confirmed as gaps unless filled meanwhile. An id below the
-/// greatest settled one fills its place in a range still unconfirmed.
-fn settle_ids(
-    mut ids: Vec<(Symbol, u64, bool)>,
-    symbols: &mut FxHashMap<Symbol, SymbolState>,
-) -> Vec<(Symbol, u64, u64)> {
-    ids.sort_unstable_by(|a, b| (a.0.as_str(), a.1, a.2).cmp(&(b.0.as_str(), b.1, b.2)));
-    let mut found = Vec::new();
-    for (symbol, id, remembered) in ids {
-        let Some(state) = symbols.get_mut(&symbol) else {
-            continue;
-        };
-        if remembered {
-            state.seen.remove(&id);
-        }
-        match state.last {
-            None => state.last = Some(id),
-            Some(last) if id > last => {
-                if id > last + 1 {
-                    state.missing.insert(last + 1, id - 1);
-                    found.push((symbol, last + 1, id - 1));
-                }
-                state.last = Some(id);
-            }
-            Some(_) => {
-                // Fills its place in a missing range, if it is in one.
-                if let Some((&lo, &hi)) = state.missing.range(..=id).next_back() {
-                    if hi >= id {
-                        state.missing.remove(&lo);
-                        if lo < id {
-                            state.missing.insert(lo, id - 1);
-                        }
-                        if id < hi {
-                            state.missing.insert(id + 1, hi);
-                        }
-                    }
-                }
-            }
-        }
-        if state.seen.is_empty() {
-            // Keep `last`; the map's memory goes when the symbol is quiet.
-            state.seen.shrink_to(0);
-        }
-    }
-    found
-}
-
-/// Counts the ids of `ranges` still missing as gaps, in `window`.
-fn confirm_gaps(
-    ranges: Vec<(Symbol, u64, u64)>,
-    symbols: &mut FxHashMap<Symbol, SymbolState>,
-    counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
-    window: u64,
-    size: u64,
-) {
-    for (symbol, lo, hi) in ranges {
-        let Some(state) = symbols.get_mut(&symbol) else {
-            continue;
-        };
-        let inside: Vec<(u64, u64)> = state
-            .missing
-            .range(lo..=hi)
-            .map(|(&l, &h)| (l, h))
-            .collect();
-        let mut gaps = 0;
-        for (l, h) in inside {
-            state.missing.remove(&l);
-            gaps += h - l + 1;
-        }
-        if gaps > 0 {
-            row(counts, window, size, Some(&symbol)).gap += gaps;
-        }
-    }
-}
-
-struct Outputs<'a> {
-    trades: &'a mut timely::dataflow::channels::pushers::Output<u64, Vec<Trade>>,
-    rejects: &'a mut timely::dataflow::channels::pushers::Output<u64, Vec<RejectRow>>,
-    /// The capabilities of the two outputs (each output has its own).
-    trades_cap: &'a Capability<u64>,
-    rejects_cap: &'a Capability<u64>,
-}
-
-struct Params<'a, C: Fn(u64) -> u64> {
-    source: &'a str,
-    horizon: u64,
-    coarsen: &'a C,
-    window: u64,
-    size: u64,
-}
-
-/// Decides the records of one time.
-fn decide<C: Fn(u64) -> u64>(
-    time: u64,
-    pending: Pending,
-    symbols: &mut FxHashMap<Symbol, SymbolState>,
-    settle: &mut BTreeMap<u64, Vec<(Symbol, u64, bool)>>,
-    counts: &mut BTreeMap<u64, BTreeMap<String, QualityRow>>,
-    out: Outputs<'_>,
-    params: Params<'_, C>,
-) {
-    let Params {
-        source,
-        horizon,
-        coarsen,
-        window,
-        size,
-    } = params;
-    let mut kept: Vec<Sourced> = Vec::with_capacity(pending.trades.len());
-    let mut dropped: Vec<(Sourced, bool)> = Vec::new();
-    let mut to_settle: Vec<(Symbol, u64, bool)> = Vec::new();
-    // On-time trades first: only they can be kept.
-    for sourced in pending.trades {
-        let trade = &sourced.trade;
-        let state = symbols.entry(trade.symbol).or_default();
-        let hash = content(trade);
-        match state.seen.get_mut(&trade.id) {
-            None => {
-                state.seen.insert(
-                    trade.id,
-                    Seen {
-                        content: hash,
-                        at: Some((time, kept.len(), sourced.partition, sourced.offset)),
-                    },
-                );
-                to_settle.push((trade.symbol, trade.id, true));
-                kept.push(sourced);
-            }
-            Some(seen) => match seen.at {
-                // A copy on time at this same time: the least (content, position) is kept.
-                Some((at, index, partition, offset)) if at == time => {
-                    let challenger = (hash, sourced.partition, sourced.offset);
-                    if challenger < (seen.content, partition, offset) {
-                        let old = std::mem::replace(&mut kept[index], sourced);
-                        seen.content = hash;
-                        seen.at = Some((time, index, sourced.partition, sourced.offset));
-                        // Conflicting is judged against the copy finally kept, below.
-                        dropped.push((old, false));
-                    } else {
-                        dropped.push((sourced, false));
-                    }
-                }
-                _ => dropped.push((sourced, false)),
-            },
-        }
-    }
-    for (copy, conflicting) in dropped.iter_mut() {
-        let seen = symbols
-            .get(&copy.trade.symbol)
-            .and_then(|s| s.seen.get(&copy.trade.id));
-        *conflicting = seen.is_some_and(|seen| seen.content != content(&copy.trade));
-    }
-    // Every kept trade counts as valid in this window.
-    for sourced in &kept {
-        row(counts, window, size, Some(&sourced.trade.symbol)).valid += 1;
-    }
-    for sourced in &kept {
-        if let Some(seen) = symbols
-            .get_mut(&sourced.trade.symbol)
-            .and_then(|s| s.seen.get_mut(&sourced.trade.id))
-        {
-            seen.at = None;
-        }
-    }
-    let mut rejects: Vec<RejectRow> = Vec::with_capacity(pending.rejects.len() + dropped.len());
-    let received_ms = now_ms();
-    for (copy, conflicting) in dropped {
-        let counted = row(counts, window, size, Some(&copy.trade.symbol));
-        counted.duplicate += 1;
-        counted.conflicting += u64::from(conflicting);
-        rejects.push(RejectRow {
-            source: source.to_owned(),
-            partition: copy.partition,
-            offset: copy.offset,
-            received_ms,
-            reason: DUPLICATE.to_owned(),
-            detail: duplicate_detail(conflicting, copy.trade.id),
-            raw: trade_line(&copy.trade),
-            symbol: Some(copy.trade.symbol),
-            trade: None,
-            id: None,
-        });
-    }
-    // Then the refused records, in a deterministic order: late trades are checked against
-    // the ids remembered, the others are counted by their reason.
-    let mut refused = pending.rejects;
-    refused.sort_by(|a, b| {
-        (a.partition, a.offset, &a.source).cmp(&(b.partition, b.offset, &b.source))
-    });
-    for mut reject in refused {
-        match reject.trade.take() {
-            Some(trade) => {
-                let settles = coarsen(trade.time_ms).saturating_add(horizon);
-                let state = symbols.entry(trade.symbol).or_default();
-                let counted = row(counts, window, size, Some(&trade.symbol));
-                if settles <= time {
-                    // Beyond the horizon: late, and its id no longer fills a gap.
-                    counted.late += 1;
-                } else if let Some(seen) = state.seen.get(&trade.id) {
-                    let conflicting = seen.content != content(&trade);
-                    counted.duplicate += 1;
-                    counted.conflicting += u64::from(conflicting);
-                    reject.reason = DUPLICATE.to_owned();
-                    reject.detail = format!(
-                        "{} (and late: {})",
-                        duplicate_detail(conflicting, trade.id),
-                        reject.detail
-                    );
-                } else {
-                    counted.late += 1;
-                    state.seen.insert(
-                        trade.id,
-                        Seen {
-                            content: content(&trade),
-                            at: None,
-                        },
-                    );
-                    settle
-                        .entry(settles)
-                        .or_default()
-                        .push((trade.symbol, trade.id, true));
-                }
-            }
-            None => {
-                // A refused record whose symbol and id can be read was received: its id is
-                // no gap (it settles a horizon after its arrival, not remembered for dedup).
-                if let (Some(symbol), Some(id)) = (reject.symbol, reject.id) {
-                    symbols.entry(symbol).or_default();
-                    settle
-                        .entry(time.saturating_add(horizon))
-                        .or_default()
-                        .push((symbol, id, false));
-                }
-                let counted = row(counts, window, size, reject.symbol.as_ref());
-                match Class::of(&reject.reason) {
-                    Class::Malformed => counted.malformed += 1,
-                    Class::Invalid => counted.invalid += 1,
-                    Class::Late => counted.late += 1,
-                    Class::Duplicate => counted.duplicate += 1,
-                }
-            }
-        }
-        rejects.push(reject);
-    }
-    for counted in counts
-        .get_mut(&window)
-        .into_iter()
-        .flat_map(|m| m.values_mut())
-    {
-        counted.total =
-            counted.valid + counted.malformed + counted.invalid + counted.duplicate + counted.late;
-    }
-    if !to_settle.is_empty() {
-        settle
-            .entry(coarsen(time).saturating_add(horizon))
+    fn counts(&mut self, time: u64, symbol: Option<Symbol>) -> &mut Counts {
+        let window = self.window(time);
+        let symbol = symbol.unwrap_or_else(empty_symbol);
+        self.counts
+            .entry(window)
             .or_default()
-            .extend(to_settle);
+            .entry(symbol)
+            .or_default()
     }
-    if !kept.is_empty() {
-        let mut trades: Vec<Trade> = kept.into_iter().map(|s| s.trade).collect();
-        out.trades
-            .activate()
-            .give(&out.trades_cap.delayed(&time), &mut trades);
+
+    /// Emits the rows of windows that end at or before `bound`, at the window's last ms (the
+    /// capability is held at or before it while the window has counts).
+    fn emit_rows(&mut self, bound: u64, cap: &Capability<u64>, out: &mut Out<QualityRow>) {
+        while let Some(entry) = self.counts.first_entry() {
+            let start = *entry.key();
+            if start + self.size > bound {
+                break;
+            }
+            let size = self.size;
+            let mut rows: Vec<QualityRow> = entry
+                .remove()
+                .into_iter()
+                .map(|(symbol, c)| QualityRow {
+                    symbol: symbol.as_str().to_owned(),
+                    window_ms: size,
+                    start_ms: start,
+                    total: c.valid + c.malformed + c.invalid + c.duplicate + c.late,
+                    valid: c.valid,
+                    malformed: c.malformed,
+                    invalid: c.invalid,
+                    duplicate: c.duplicate,
+                    conflicting: c.conflicting,
+                    late: c.late,
+                    gap: c.gap,
+                })
+                .collect();
+            out.activate()
+                .give(&cap.delayed(&(start + size - 1)), &mut rows);
+        }
     }
-    if !rejects.is_empty() {
-        out.rejects
-            .activate()
-            .give(&out.rejects_cap.delayed(&time), &mut rejects);
+
+    /// Forgets the ids whose settle time has come and finds the ids missing before them, to
+    /// be confirmed as gaps `grace` later unless filled meanwhile. An id below the greatest
+    /// settled one fills its place in a range still unconfirmed.
+    fn settle_at(&mut self, time: u64) {
+        let Some(mut due) = self.settle.remove(&time) else {
+            return;
+        };
+        due.sort_unstable_by_key(|s| s.stable_hash());
+        due.dedup();
+        let mut found = Vec::new();
+        for symbol in due {
+            let Some(state) = self.symbols.get_mut(&symbol) else {
+                continue;
+            };
+            let Some(mut ids) = state.pending.remove(&time) else {
+                continue;
+            };
+            ids.sort_unstable();
+            for (id, remembered) in ids {
+                if remembered {
+                    state.seen.remove(&id);
+                }
+                match state.last {
+                    None => state.last = Some(id),
+                    Some(last) if id > last => {
+                        if id > last + 1 {
+                            state.missing.insert(last + 1, id - 1);
+                            found.push((symbol, last + 1, id - 1));
+                        }
+                        state.last = Some(id);
+                    }
+                    Some(_) => fill(&mut state.missing, id),
+                }
+            }
+            if state.seen.is_empty() {
+                // Keep `last`; the map's memory goes while the symbol is quiet.
+                state.seen.shrink_to(0);
+            }
+        }
+        if !found.is_empty() {
+            self.confirm
+                .entry(time.saturating_add(self.grace))
+                .or_default()
+                .extend(found);
+        }
     }
+
+    /// Counts the ids of the ranges due now that are still missing, one gap each.
+    fn confirm_at(&mut self, time: u64) {
+        let Some(ranges) = self.confirm.remove(&time) else {
+            return;
+        };
+        for (symbol, lo, hi) in ranges {
+            let Some(state) = self.symbols.get_mut(&symbol) else {
+                continue;
+            };
+            let inside: Vec<(u64, u64)> = state
+                .missing
+                .range(lo..=hi)
+                .map(|(&l, &h)| (l, h))
+                .collect();
+            let mut gaps = 0;
+            for (l, h) in inside {
+                state.missing.remove(&l);
+                gaps += h - l + 1;
+            }
+            if gaps > 0 {
+                self.counts(time, Some(symbol)).gap += gaps;
+            }
+        }
+    }
+
+    /// Remembers `id` of `symbol` for settling at `at`.
+    fn pend(&mut self, symbol: Symbol, id: u64, remembered: bool, at: u64) {
+        if let Some(state) = self.symbols.get_mut(&symbol) {
+            state.pending.entry(at).or_default().push((id, remembered));
+            self.settle.entry(at).or_default().push(symbol);
+        }
+    }
+
+    /// Decides the records of one time: the trades kept, and the rejects (the source's, late
+    /// copies relabelled, and the copies dropped).
+    fn decide(&mut self, time: u64, pending: Pending) -> (Vec<Trade>, Vec<RejectRow>) {
+        let settles = time.saturating_add(self.horizon);
+        let mut kept: Vec<Sourced> = Vec::with_capacity(pending.trades.len());
+        let mut dropped: Vec<Sourced> = Vec::new();
+        // Where each kept trade sits in `kept`: built only once a second copy on time at
+        // this same time shows up (rare), to compare the two.
+        let mut index: Option<FxHashMap<(Symbol, u64), usize>> = None;
+        let mut touched: Vec<Symbol> = Vec::new();
+        let window = self.window(time);
+        let counts = self.counts.entry(window).or_default();
+        for sourced in pending.trades {
+            let trade = &sourced.trade;
+            let state = self.symbols.entry(trade.symbol).or_default();
+            let hash = content(trade);
+            match state.seen.entry(trade.id) {
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    vacant.insert(Seen {
+                        content: hash,
+                        time,
+                    });
+                    if state.fresh.is_empty() {
+                        touched.push(trade.symbol);
+                    }
+                    state.fresh.push(trade.id);
+                    counts.entry(trade.symbol).or_default().valid += 1;
+                    if let Some(index) = index.as_mut() {
+                        index.insert((trade.symbol, trade.id), kept.len());
+                    }
+                    kept.push(sourced);
+                }
+                std::collections::hash_map::Entry::Occupied(mut seen)
+                    if seen.get().time == time =>
+                {
+                    // Two copies on time at the same time: the least (content, position) is
+                    // kept, whatever the order they came in.
+                    let index = index.get_or_insert_with(|| {
+                        kept.iter()
+                            .enumerate()
+                            .map(|(i, s)| ((s.trade.symbol, s.trade.id), i))
+                            .collect()
+                    });
+                    let at = index[&(trade.symbol, trade.id)];
+                    let incumbent = (seen.get().content, kept[at].partition, kept[at].offset);
+                    if (hash, sourced.partition, sourced.offset) < incumbent {
+                        seen.get_mut().content = hash;
+                        dropped.push(std::mem::replace(&mut kept[at], sourced));
+                    } else {
+                        dropped.push(sourced);
+                    }
+                }
+                std::collections::hash_map::Entry::Occupied(_) => dropped.push(sourced),
+            }
+        }
+        for symbol in touched {
+            if let Some(state) = self.symbols.get_mut(&symbol) {
+                let ids = std::mem::take(&mut state.fresh);
+                state
+                    .pending
+                    .entry(settles)
+                    .or_default()
+                    .extend(ids.into_iter().map(|id| (id, true)));
+                self.settle.entry(settles).or_default().push(symbol);
+            }
+        }
+        let mut rejects: Vec<RejectRow> = Vec::with_capacity(pending.rejects.len() + dropped.len());
+        let received_ms = now_ms();
+        for copy in dropped {
+            let conflicting = self
+                .symbols
+                .get(&copy.trade.symbol)
+                .and_then(|s| s.seen.get(&copy.trade.id))
+                .is_some_and(|seen| seen.content != content(&copy.trade));
+            let counted = self.counts(time, Some(copy.trade.symbol));
+            counted.duplicate += 1;
+            counted.conflicting += u64::from(conflicting);
+            rejects.push(RejectRow {
+                source: self.source.clone(),
+                partition: copy.partition,
+                offset: copy.offset,
+                received_ms,
+                reason: DUPLICATE.to_owned(),
+                detail: duplicate_detail(conflicting, copy.trade.id),
+                raw: trade_line(&copy.trade),
+                symbol: Some(copy.trade.symbol),
+                trade: None,
+                id: Some(copy.trade.id),
+            });
+        }
+        // Then the refused records, in a deterministic order: late trades are checked against
+        // the ids remembered, the others are counted by their reason.
+        let mut refused = pending.rejects;
+        refused.sort_by(|a, b| {
+            (a.partition, a.offset, &a.source).cmp(&(b.partition, b.offset, &b.source))
+        });
+        for mut reject in refused {
+            match reject.trade.take() {
+                Some(trade) => {
+                    let own =
+                        (trade.time_ms - trade.time_ms % self.granule).saturating_add(self.horizon);
+                    let hash = content(&trade);
+                    let state = self.symbols.entry(trade.symbol).or_default();
+                    let copy_of = state.seen.get(&trade.id).map(|seen| seen.content);
+                    if own <= time {
+                        // Beyond the horizon: late, and its id no longer fills a gap.
+                        self.counts(time, Some(trade.symbol)).late += 1;
+                    } else if let Some(kept) = copy_of {
+                        let conflicting = kept != hash;
+                        let counted = self.counts(time, Some(trade.symbol));
+                        counted.duplicate += 1;
+                        counted.conflicting += u64::from(conflicting);
+                        reject.reason = DUPLICATE.to_owned();
+                        reject.detail = format!(
+                            "{} (and late: {})",
+                            duplicate_detail(conflicting, trade.id),
+                            reject.detail
+                        );
+                    } else {
+                        state.seen.insert(
+                            trade.id,
+                            Seen {
+                                content: hash,
+                                time,
+                            },
+                        );
+                        self.counts(time, Some(trade.symbol)).late += 1;
+                        self.pend(trade.symbol, trade.id, true, own);
+                    }
+                }
+                None => {
+                    // A refused record whose symbol and id can be read was received: its id
+                    // is no gap (it settles a horizon after its arrival, and is not
+                    // remembered for dedup).
+                    if let (Some(symbol), Some(id)) = (reject.symbol, reject.id) {
+                        self.symbols.entry(symbol).or_default();
+                        self.pend(symbol, id, false, settles);
+                    }
+                    let counted = self.counts(time, reject.symbol);
+                    match Class::of(&reject.reason) {
+                        Class::Malformed => counted.malformed += 1,
+                        Class::Invalid => counted.invalid += 1,
+                        Class::Late => counted.late += 1,
+                        Class::Duplicate => counted.duplicate += 1,
+                    }
+                }
+            }
+            rejects.push(reject);
+        }
+        (kept.into_iter().map(|s| s.trade).collect(), rejects)
+    }
+}
+
+/// Takes `id` out of the missing range holding it, if any.
+fn fill(missing: &mut BTreeMap<u64, u64>, id: u64) {
+    if let Some((&lo, &hi)) = missing.range(..=id).next_back() {
+        if hi >= id {
+            missing.remove(&lo);
+            if lo < id {
+                missing.insert(lo, id - 1);
+            }
+            if id < hi {
+                missing.insert(id + 1, hi);
+            }
+        }
+    }
+}
+
+fn empty_symbol() -> Symbol {
+    Symbol::new("").expect("the empty string fits")
 }
 
 fn duplicate_detail(conflicting: bool, id: u64) -> String {
