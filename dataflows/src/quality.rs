@@ -39,7 +39,7 @@
 //! empty symbol. Summed over all rows, each count equals the number of such records in the
 //! input. `score = valid / (total + gap)` (1 when both are 0).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer};
@@ -231,6 +231,93 @@ struct Seen {
     time: u64,
 }
 
+/// The trade ids of one symbol remembered for dedup.
+///
+/// Ids are consecutive on every venue that numbers trades, and are forgotten in about the
+/// order they were seen: a ring of slots indexed by `id − base` holds them with sequential
+/// memory access and 16 bytes an id. Ids far from that dense range (another numbering, a
+/// hostile input) go to a hash map, so no input can make the ring large.
+#[derive(Debug, Default)]
+struct IdSet {
+    base: u64,
+    slots: VecDeque<Option<Seen>>,
+    sparse: FxHashMap<u64, Seen>,
+}
+
+/// How far past the end of the ring an id may be and still extend it.
+const RING_STRIDE: u64 = 4_096;
+
+impl IdSet {
+    /// The ring slot of `id`, if the ring spans it.
+    fn slot(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.base)
+            .filter(|&at| at < self.slots.len() as u64)
+            .map(|at| at as usize)
+    }
+
+    // An id is in the ring or in the map, never both; the ring may come to span an id the
+    // map holds (it moves), so a miss in the ring still looks in the map.
+    fn get(&self, id: u64) -> Option<Seen> {
+        match self.slot(id).and_then(|at| self.slots[at]) {
+            Some(seen) => Some(seen),
+            None => self.sparse.get(&id).copied(),
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Seen> {
+        match self.slot(id) {
+            Some(at) if self.slots[at].is_some() => self.slots[at].as_mut(),
+            _ => self.sparse.get_mut(&id),
+        }
+    }
+
+    fn insert(&mut self, id: u64, seen: Seen) {
+        if let Some(held) = self.sparse.get_mut(&id) {
+            *held = seen;
+            return;
+        }
+        if self.slots.is_empty() {
+            self.base = id;
+        }
+        match id.checked_sub(self.base) {
+            Some(at) if at < self.slots.len() as u64 + RING_STRIDE => {
+                let at = at as usize;
+                if at >= self.slots.len() {
+                    self.slots.resize(at + 1, None);
+                }
+                self.slots[at] = Some(seen);
+            }
+            _ => {
+                self.sparse.insert(id, seen);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        match self.slot(id) {
+            Some(at) if self.slots[at].is_some() => {
+                self.slots[at] = None;
+                while let Some(None) = self.slots.front() {
+                    self.slots.pop_front();
+                    self.base += 1;
+                }
+            }
+            _ => {
+                self.sparse.remove(&id);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.sparse.is_empty()
+    }
+
+    fn shrink(&mut self) {
+        self.slots.shrink_to_fit();
+        self.sparse.shrink_to(0);
+    }
+}
+
 /// Counts of one symbol in one window, until its row goes out.
 #[derive(Clone, Copy, Debug, Default)]
 struct Counts {
@@ -245,7 +332,7 @@ struct Counts {
 
 #[derive(Default, Debug)]
 struct SymbolState {
-    seen: FxHashMap<u64, Seen>,
+    seen: IdSet,
     /// Ids to settle by settle time, each with whether it is remembered in `seen`.
     pending: BTreeMap<u64, Vec<(u64, bool)>>,
     /// Ids kept at the time being decided, to settle a horizon later.
@@ -492,7 +579,7 @@ impl State {
             ids.sort_unstable();
             for (id, remembered) in ids {
                 if remembered {
-                    state.seen.remove(&id);
+                    state.seen.remove(id);
                 }
                 match state.last {
                     None => state.last = Some(id),
@@ -507,8 +594,8 @@ impl State {
                 }
             }
             if state.seen.is_empty() {
-                // Keep `last`; the map's memory goes while the symbol is quiet.
-                state.seen.shrink_to(0);
+                // Keep `last`; the memory goes while the symbol is quiet.
+                state.seen.shrink();
             }
         }
         if !found.is_empty() {
@@ -568,25 +655,25 @@ impl State {
             let trade = &sourced.trade;
             let state = self.symbols.entry(trade.symbol).or_default();
             let hash = content(trade);
-            match state.seen.entry(trade.id) {
-                std::collections::hash_map::Entry::Vacant(vacant) => {
-                    vacant.insert(Seen {
-                        content: hash,
-                        time,
-                    });
+            match state.seen.get_mut(trade.id) {
+                None => {
+                    state.seen.insert(
+                        trade.id,
+                        Seen {
+                            content: hash,
+                            time,
+                        },
+                    );
                     if state.fresh.is_empty() {
                         touched.push(trade.symbol);
                     }
                     state.fresh.push(trade.id);
-                    counts.entry(trade.symbol).or_default().valid += 1;
                     if let Some(index) = index.as_mut() {
                         index.insert((trade.symbol, trade.id), kept.len());
                     }
                     kept.push(sourced);
                 }
-                std::collections::hash_map::Entry::Occupied(mut seen)
-                    if seen.get().time == time =>
-                {
+                Some(seen) if seen.time == time => {
                     // Two copies on time at the same time: the least (content, position) is
                     // kept, whatever the order they came in.
                     let index = index.get_or_insert_with(|| {
@@ -596,20 +683,21 @@ impl State {
                             .collect()
                     });
                     let at = index[&(trade.symbol, trade.id)];
-                    let incumbent = (seen.get().content, kept[at].partition, kept[at].offset);
+                    let incumbent = (seen.content, kept[at].partition, kept[at].offset);
                     if (hash, sourced.partition, sourced.offset) < incumbent {
-                        seen.get_mut().content = hash;
+                        seen.content = hash;
                         dropped.push(std::mem::replace(&mut kept[at], sourced));
                     } else {
                         dropped.push(sourced);
                     }
                 }
-                std::collections::hash_map::Entry::Occupied(_) => dropped.push(sourced),
+                Some(_) => dropped.push(sourced),
             }
         }
         for symbol in touched {
             if let Some(state) = self.symbols.get_mut(&symbol) {
                 let ids = std::mem::take(&mut state.fresh);
+                counts.entry(symbol).or_default().valid += ids.len() as u64;
                 state
                     .pending
                     .entry(settles)
@@ -624,7 +712,7 @@ impl State {
             let conflicting = self
                 .symbols
                 .get(&copy.trade.symbol)
-                .and_then(|s| s.seen.get(&copy.trade.id))
+                .and_then(|s| s.seen.get(copy.trade.id))
                 .is_some_and(|seen| seen.content != content(&copy.trade));
             let counted = self.counts(time, Some(copy.trade.symbol));
             counted.duplicate += 1;
@@ -655,7 +743,7 @@ impl State {
                         (trade.time_ms - trade.time_ms % self.granule).saturating_add(self.horizon);
                     let hash = content(&trade);
                     let state = self.symbols.entry(trade.symbol).or_default();
-                    let copy_of = state.seen.get(&trade.id).map(|seen| seen.content);
+                    let copy_of = state.seen.get(trade.id).map(|seen| seen.content);
                     if own <= time {
                         // Beyond the horizon: late, and its id no longer fills a gap.
                         self.counts(time, Some(trade.symbol)).late += 1;
@@ -729,5 +817,43 @@ fn duplicate_detail(conflicting: bool, id: u64) -> String {
         format!("a conflicting copy of trade {id}: it differs from the copy kept")
     } else {
         format!("a copy of trade {id}, already counted")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The ring with its sparse fallback is a map: the same as a `HashMap` under any
+        /// inserts and removes, dense or scattered ids alike.
+        #[test]
+        fn id_set_is_a_map(ops in proptest::collection::vec((0u8..3, 0u64..20_000, any::<bool>()), 1..400)) {
+            let mut set = IdSet::default();
+            let mut reference: HashMap<u64, u64> = HashMap::new();
+            for (op, small, far) in ops {
+                let id = if far { small.wrapping_mul(0x9e37_79b9_7f4a_7c15) } else { 1_000_000 + small % 300 };
+                match op {
+                    0 => {
+                        set.insert(id, Seen { content: small, time: 0 });
+                        reference.insert(id, small);
+                    }
+                    1 => {
+                        set.remove(id);
+                        reference.remove(&id);
+                    }
+                    _ => {}
+                }
+                prop_assert_eq!(set.get(id).map(|s| s.content), reference.get(&id).copied());
+                prop_assert!(set.slots.len() as u64 <= 300 + RING_STRIDE);
+            }
+            for (id, content) in &reference {
+                prop_assert_eq!(set.get(*id).map(|s| s.content), Some(*content));
+            }
+        }
     }
 }
