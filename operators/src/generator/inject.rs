@@ -1,0 +1,534 @@
+//! Anomalies: market-abuse patterns injected into one symbol's trades, with their truth.
+//!
+//! Episodes never overlap within a stream: the next one starts only after the previous one
+//! ended plus [`COOLDOWN_MS`] (and not before [`COOLDOWN_MS`] after the first trade), after a
+//! geometric number of trades with mean `1 / rate`. Their kinds rotate (the k-th episode of
+//! partition i has kind `i + k` of [`KINDS`]), so every kind appears. Injected trades take
+//! their ids from the symbol's consecutive sequence, are priced on the tick grid at the
+//! prevailing price (a one-tick bid/ask bounce) and sized on the lot grid like the others,
+//! unless the kind says otherwise. All draws come from a random stream of their own, seeded
+//! from (seed, symbol, "anomalies"): the trade process underneath draws exactly as without
+//! anomalies.
+
+use std::collections::VecDeque;
+
+use rand::RngCore;
+use rand_distr::StandardNormal;
+use rand_pcg::Pcg64Mcg;
+use serde_json::{json, Map};
+
+use super::profile::splitmix64;
+use super::stream::{account, Arrival, StreamParams, Tagged, TradeGen, QTY_SIGMA};
+use super::truth::{Class, Injection};
+use crate::model::{AlertKind, Fixed, Symbol, Trade};
+
+/// Quiet event time before the first episode and after each, so that the rules' rolling
+/// statistics see normal trading around every anomaly.
+pub const COOLDOWN_MS: u64 = 10_000;
+/// The window of `round_sizes` and `benford` episodes: the engine's largest default window.
+pub const ANOMALY_WINDOW_MS: u64 = 60_000;
+/// Share of a `round_sizes` window's trades whose size is rounded to one significant digit.
+const ROUND_SHARE: f64 = 0.8;
+
+/// The rotation of kinds; the account kinds are left out when trades carry no accounts.
+pub const KINDS: [AlertKind; 7] = [
+    AlertKind::BadTick,
+    AlertKind::WashTrade,
+    AlertKind::VolumeBurst,
+    AlertKind::WashRing,
+    AlertKind::RoundSizes,
+    AlertKind::VelocityBurst,
+    AlertKind::Benford,
+];
+
+/// A random stream of the generator's own mappings (as in the trade process).
+#[derive(Clone, Debug)]
+pub(super) struct Draw(Pcg64Mcg);
+
+impl Draw {
+    /// The stream for `purpose` of `symbol` under `seed`: independent of the trade process's
+    /// and of every other purpose's.
+    pub(super) fn new(seed: u64, symbol: &Symbol, purpose: u64) -> Draw {
+        let name = crate::hash::stable_hash(symbol.as_str().as_bytes());
+        let high = splitmix64(seed ^ splitmix64(name ^ splitmix64(purpose)));
+        let low = splitmix64(high ^ 0x2545_f491_4f6c_dd1d);
+        Draw(Pcg64Mcg::new((u128::from(high) << 64) | u128::from(low)))
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub(super) fn unit(&mut self) -> f64 {
+        (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `[0, n)` (0 when n is 0).
+    pub(super) fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.0.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `[low, high]`.
+    pub(super) fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.below(high - low + 1)
+    }
+
+    pub(super) fn coin(&mut self) -> bool {
+        self.0.next_u64() >> 63 == 1
+    }
+
+    pub(super) fn normal(&mut self) -> f64 {
+        rand::Rng::sample(&mut self.0, StandardNormal)
+    }
+
+    /// Trials before the first success of probability `p` (geometric, mean `(1-p)/p`).
+    pub(super) fn geometric(&mut self, p: f64) -> u64 {
+        if p >= 1.0 {
+            return 0;
+        }
+        let u = 1.0 - self.unit(); // (0, 1]
+        (u.ln() / (-p).ln_1p()).floor().min(1e18) as u64
+    }
+}
+
+/// The episode in progress.
+#[derive(Clone, Debug)]
+struct Episode {
+    /// `[start, end)` of event time whose trades the episode modifies (window kinds).
+    window: Option<(u64, u64)>,
+    truth: Injection,
+}
+
+/// The anomaly layer of one stream: merges injected trades into the trade process's
+/// (event order), renumbers all consecutively, and modifies the sizes of window episodes.
+#[derive(Clone, Debug)]
+pub(crate) struct Anomalies {
+    draw: Draw,
+    rate: f64,
+    symbol: Symbol,
+    index: usize,
+    kinds: Vec<AlertKind>,
+    /// Episodes started so far.
+    started: u64,
+    /// Trades (at or after `resume_ms`) before the next episode starts.
+    countdown: u64,
+    resume_ms: u64,
+    next_id: u64,
+    base_next: Option<Arrival>,
+    base_done: bool,
+    /// The injected trades of the episode, by event time, without ids yet.
+    pending: VecDeque<Arrival>,
+    episode: Option<Episode>,
+    /// Price of the last trade of the process: the prevailing price.
+    last_price: Fixed,
+    tick: i64,
+    lot: i64,
+    lot_value: f64,
+    qty_mu: f64,
+    /// Median size of the symbol, for the decade of `benford` windows.
+    qty_median: f64,
+    accounts: u64,
+    ln_accounts_plus_one: f64,
+    max_delay_ms: u64,
+    /// Mean trades per second of event time.
+    per_second: f64,
+}
+
+impl Anomalies {
+    pub(super) fn new(params: &StreamParams, base: &TradeGen) -> Anomalies {
+        let kinds: Vec<AlertKind> = KINDS
+            .into_iter()
+            .filter(|kind| {
+                base.accounts > 0
+                    || !matches!(
+                        kind,
+                        AlertKind::WashTrade | AlertKind::WashRing | AlertKind::VelocityBurst
+                    )
+            })
+            .collect();
+        let mut draw = Draw::new(params.seed, &params.symbol, 1);
+        let rate = params.anomalies.min(1.0);
+        let countdown = draw.geometric(rate);
+        Anomalies {
+            draw,
+            rate,
+            symbol: params.symbol,
+            index: params.index,
+            kinds,
+            started: 0,
+            countdown,
+            resume_ms: params.start_ms.saturating_add(COOLDOWN_MS),
+            next_id: 1_000_000 * (params.index as u64 + 1),
+            base_next: None,
+            base_done: false,
+            pending: VecDeque::new(),
+            episode: None,
+            last_price: Fixed(base.tick),
+            tick: base.tick,
+            lot: base.lot,
+            lot_value: base.lot_value,
+            qty_mu: base.qty_mu,
+            qty_median: base.qty_mu.exp(),
+            accounts: base.accounts,
+            ln_accounts_plus_one: base.ln_accounts_plus_one,
+            max_delay_ms: base.max_delay_ms,
+            per_second: 1e9 / params.mean_gap_ns,
+        }
+    }
+
+    /// The next trade in event order, with its final id.
+    pub(super) fn next(
+        &mut self,
+        base: &mut TradeGen,
+        truth: &mut Option<Vec<Injection>>,
+    ) -> Option<Tagged> {
+        if self.base_next.is_none() && !self.base_done {
+            self.base_next = base.next_trade();
+            self.base_done = self.base_next.is_none();
+        }
+        if let Some(Episode {
+            window: Some((_, end)),
+            ..
+        }) = &self.episode
+        {
+            if self.base_next.is_none_or(|b| b.trade.time_ms >= *end) {
+                self.finish(truth);
+            }
+        }
+        let take_base = match (&self.base_next, self.pending.front()) {
+            (Some(b), Some(i)) => b.trade.time_ms <= i.trade.time_ms,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => {
+                if self.episode.is_some() {
+                    self.finish(truth);
+                }
+                return None;
+            }
+        };
+        if !take_base {
+            let Arrival {
+                arrival_ms,
+                mut trade,
+            } = self.pending.pop_front()?;
+            trade.id = self.take_id();
+            self.note(&trade);
+            if self.pending.is_empty() && self.episode.as_ref().is_some_and(|e| e.window.is_none())
+            {
+                self.finish(truth);
+            }
+            return Some(Tagged {
+                arrival_ms,
+                trade,
+                anomalous: true,
+            });
+        }
+        let Arrival {
+            arrival_ms,
+            mut trade,
+        } = self.base_next.take()?;
+        trade.id = self.take_id();
+        self.last_price = trade.price;
+        let mut anomalous = false;
+        if let Some(Episode {
+            window: Some((start, end)),
+            truth: injection,
+        }) = &self.episode
+        {
+            if (*start..*end).contains(&trade.time_ms) {
+                anomalous = true;
+                trade.qty = match injection.kind.as_str() {
+                    "round_sizes" if self.draw.unit() < ROUND_SHARE => round_size(trade.qty),
+                    "benford" => self.flat_size(),
+                    _ => trade.qty,
+                };
+                self.note(&trade);
+            }
+        }
+        if self.episode.is_none() && trade.time_ms >= self.resume_ms {
+            if self.countdown == 0 {
+                self.start(&trade);
+            } else {
+                self.countdown -= 1;
+            }
+        }
+        Some(Tagged {
+            arrival_ms,
+            trade,
+            anomalous,
+        })
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    /// Adds a trade to the episode's truth.
+    fn note(&mut self, trade: &Trade) {
+        if let Some(episode) = &mut self.episode {
+            let truth = &mut episode.truth;
+            if truth.trade_ids.is_empty() {
+                truth.first_ms = trade.time_ms;
+                truth.order = (self.index, trade.id);
+            }
+            truth.trade_ids.push(trade.id);
+            truth.first_ms = truth.first_ms.min(trade.time_ms);
+            truth.last_ms = truth.last_ms.max(trade.time_ms);
+        }
+    }
+
+    fn finish(&mut self, truth: &mut Option<Vec<Injection>>) {
+        let Some(Episode { window, truth: mut injection }) = self.episode.take() else {
+            return;
+        };
+        injection.count = injection.trade_ids.len() as u64;
+        if let Some((start, _)) = window {
+            injection.first_ms = injection.first_ms.max(start);
+        }
+        let end = window.map_or(injection.last_ms, |(_, end)| end);
+        self.resume_ms = end.saturating_add(COOLDOWN_MS);
+        self.countdown = self.draw.geometric(self.rate);
+        if let Some(truth) = truth {
+            if injection.count > 0 {
+                truth.push(injection);
+            }
+        }
+    }
+
+    /// Starts the next episode right after `at` (a trade of the process, already numbered).
+    fn start(&mut self, at: &Trade) {
+        let kind = self.kinds[(self.index + self.started as usize) % self.kinds.len()];
+        self.started += 1;
+        let t0 = at.time_ms;
+        let mut window = None;
+        let mut accounts = Vec::new();
+        let mut params = Map::new();
+        let prevailing = self.last_price;
+        match kind {
+            AlertKind::BadTick => {
+                let u = 0.03 + 0.05 * self.draw.unit();
+                let up = self.draw.coin();
+                let factor = if up { 1.0 + u } else { 1.0 - u };
+                let ticks = (prevailing.to_f64() * factor / (self.tick as f64 / 1e8)).round();
+                let price = Fixed((ticks as i64).max(1) * self.tick);
+                let time = t0 + self.draw.between(1, 100);
+                let mut trade = self.trade(time, None);
+                trade.price = price;
+                self.push(trade);
+                params.insert("prevailing".into(), json!(prevailing.to_string()));
+                params.insert("price".into(), json!(price.to_string()));
+                let deviation = price.to_f64() / prevailing.to_f64() - 1.0;
+                params.insert("deviation".into(), json!(round4(deviation)));
+            }
+            AlertKind::VolumeBurst => {
+                let second = (t0 / 1000 + 1) * 1000;
+                let n = (10.0 * self.per_second).ceil().max(20.0) as u64;
+                let mut times: Vec<u64> = (0..n).map(|_| second + self.draw.below(1000)).collect();
+                times.sort_unstable();
+                for time in times {
+                    let mut trade = self.trade(time, None);
+                    let scale = 1.0 + 2.0 * self.draw.unit();
+                    trade.qty = self.on_lots(trade.qty.to_f64() * scale);
+                    self.push(trade);
+                }
+                params.insert("second_ms".into(), json!(second));
+                params.insert("trades".into(), json!(n));
+                params.insert("mean_per_second".into(), json!(round4(self.per_second)));
+            }
+            AlertKind::WashTrade => {
+                let who = self.zipf();
+                let time = t0 + self.draw.between(1, 200);
+                let mut trade = self.trade(time, None);
+                trade.buyer = account(who);
+                trade.seller = account(who);
+                self.push(trade);
+                accounts.push(name(who));
+            }
+            AlertKind::WashRing => {
+                let m = if self.draw.coin() { 3 } else { 2 };
+                let mut ring: Vec<u64> = Vec::with_capacity(m);
+                while ring.len() < m {
+                    let who = self.draw.below(self.accounts);
+                    if !ring.contains(&who) {
+                        ring.push(who);
+                    }
+                }
+                let span = self.draw.between(1_000, 5_000);
+                let mut offsets: Vec<u64> = (1..m).map(|_| self.draw.below(span)).collect();
+                offsets.push(0);
+                offsets.sort_unstable();
+                let qty = self.normal_qty();
+                for (i, offset) in offsets.into_iter().enumerate() {
+                    let mut trade = self.trade(t0 + 1 + offset, None);
+                    trade.qty = qty;
+                    trade.seller = account(ring[i]);
+                    trade.buyer = account(ring[(i + 1) % m]);
+                    self.push(trade);
+                }
+                accounts.extend(ring.iter().map(|&r| name(r)));
+                params.insert("ring".into(), json!(m));
+                params.insert("qty".into(), json!(qty.to_string()));
+                params.insert("span_ms".into(), json!(span));
+            }
+            AlertKind::VelocityBurst => {
+                let half = self.accounts / 2;
+                let who = half + self.draw.below(self.accounts - half);
+                let n = self.draw.between(15, 30);
+                let second = (t0 / 1000 + 1) * 1000;
+                let mut times: Vec<u64> = (0..n).map(|_| second + self.draw.below(1000)).collect();
+                times.sort_unstable();
+                for time in times {
+                    let mut trade = self.trade(time, Some(who));
+                    if self.draw.coin() {
+                        std::mem::swap(&mut trade.buyer, &mut trade.seller);
+                    }
+                    self.push(trade);
+                }
+                accounts.push(name(who));
+                params.insert("trades".into(), json!(n));
+                params.insert("second_ms".into(), json!(second));
+            }
+            AlertKind::RoundSizes | AlertKind::Benford => {
+                let start = (t0 / ANOMALY_WINDOW_MS + 1) * ANOMALY_WINDOW_MS;
+                window = Some((start, start + ANOMALY_WINDOW_MS));
+                params.insert("window_ms".into(), json!(ANOMALY_WINDOW_MS));
+                params.insert("start_ms".into(), json!(start));
+                if kind == AlertKind::RoundSizes {
+                    params.insert("round_share".into(), json!(ROUND_SHARE));
+                } else {
+                    let decade = Fixed(self.decade_units());
+                    params.insert("decade".into(), json!(decade.to_string()));
+                    params.insert("distribution".into(), json!("uniform"));
+                }
+            }
+            AlertKind::PumpAndDump => {}
+        }
+        self.episode = Some(Episode {
+            window,
+            truth: Injection {
+                class: Class::Anomaly,
+                kind: kind.as_str().to_owned(),
+                quality: None,
+                symbol: Some(self.symbol.as_str().to_owned()),
+                accounts,
+                trade_ids: Vec::new(),
+                count: 0,
+                first_ms: t0,
+                last_ms: t0,
+                params,
+                order: (self.index, at.id + 1),
+            },
+        });
+    }
+
+    fn push(&mut self, trade: Trade) {
+        let delay = self.draw.below(self.max_delay_ms.saturating_add(1));
+        self.pending.push_back(Arrival {
+            arrival_ms: trade.time_ms.saturating_add(delay),
+            trade,
+        });
+    }
+
+    /// A normal-looking trade at `time` (id set when it is emitted): the prevailing price
+    /// or one tick above (the side decides), a log-normal size, accounts from the pool
+    /// (`with` as the buyer, when given).
+    fn trade(&mut self, time_ms: u64, with: Option<u64>) -> Trade {
+        let buyer_maker = self.draw.coin();
+        let price = if buyer_maker {
+            self.last_price
+        } else {
+            Fixed(self.last_price.0.saturating_add(self.tick))
+        };
+        let qty = self.normal_qty();
+        let (buyer, seller) = if self.accounts == 0 {
+            (None, None)
+        } else {
+            let buyer = with.unwrap_or_else(|| self.zipf());
+            let mut seller = self.zipf();
+            if seller == buyer {
+                seller = (buyer + 1 + self.draw.below(self.accounts - 1)) % self.accounts;
+            }
+            (account(buyer), account(seller))
+        };
+        Trade {
+            symbol: self.symbol,
+            id: 0,
+            price,
+            qty,
+            time_ms,
+            buyer_maker,
+            buyer,
+            seller,
+        }
+    }
+
+    fn normal_qty(&mut self) -> Fixed {
+        let z = self.draw.normal();
+        self.on_lots((self.qty_mu + QTY_SIGMA * z).exp())
+    }
+
+    /// `value` rounded to the lot grid, at least one lot.
+    fn on_lots(&self, value: f64) -> Fixed {
+        let lots = (value.min(1e9) / self.lot_value).round();
+        Fixed((lots as i64).max(1) * self.lot)
+    }
+
+    /// The power of ten (units of 10^-8) of the symbol's median size, at least one lot.
+    fn decade_units(&self) -> i64 {
+        let exponent = self.qty_median.log10().floor() as i32;
+        let units = 10f64.powi(exponent + 8).round() as i64;
+        units.max(self.lot)
+    }
+
+    /// A size uniform over one decade of the usual magnitude: flat first digits.
+    fn flat_size(&mut self) -> Fixed {
+        let decade = self.decade_units() as f64;
+        let value = decade * (1.0 + 9.0 * self.draw.unit());
+        let lots = (value / self.lot as f64).floor().max(1.0) as i64;
+        Fixed(lots * self.lot)
+    }
+
+    /// Zipf-like account rank, as in the trade process.
+    fn zipf(&mut self) -> u64 {
+        let x = (self.draw.unit() * self.ln_accounts_plus_one).exp();
+        (x as u64).saturating_sub(1).min(self.accounts - 1)
+    }
+}
+
+fn name(rank: u64) -> String {
+    account(rank).map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// `qty` with one significant digit, the nearest of 1, 2, 5 or 10 times its power of ten
+/// (which is a multiple of the lot, the lot being a power of ten not above `qty`).
+pub(crate) fn round_size(qty: Fixed) -> Fixed {
+    let units = qty.0;
+    if units <= 0 {
+        return qty;
+    }
+    let mut magnitude = 1i64;
+    while magnitude <= units / 10 {
+        magnitude *= 10;
+    }
+    let leading = units as f64 / magnitude as f64;
+    let digit = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .min_by(|a, b| (leading - a).abs().total_cmp(&(leading - b).abs()))
+        .unwrap_or(1.0);
+    Fixed((digit as i64).saturating_mul(magnitude))
+}
+
+/// Whether `qty` has a single significant digit (1, 2, 5, 0.1, 0.5, 10, 300, …).
+pub fn is_round(qty: Fixed) -> bool {
+    let mut units = qty.0;
+    if units <= 0 {
+        return false;
+    }
+    while units % 10 == 0 {
+        units /= 10;
+    }
+    units < 10
+}
