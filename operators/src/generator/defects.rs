@@ -12,7 +12,7 @@
 //! | `bad_number` | an extra line: p or q `NaN`, `abc`, `1.2.3` or empty | invalid |
 //! | `time_outlier` | an extra line: T 10–100 years ahead | invalid |
 //! | `duplicate` | the same trade again 1–120 s (arrival) later; ¼ with a price 1–3 ticks off | duplicate |
-//! | `late` | the trade held back until a trade ≥ `late_ms` + 1 s newer was delivered | late |
+//! | `late` | the trade held back until a trade `late_ms` + 1–3 s newer was delivered | late |
 //! | `gap` | the trade and up to 4 following ones dropped (consecutive ids) | gap |
 //!
 //! The extra lines are copies of the struck trade (which is delivered too): no trade id
@@ -56,6 +56,8 @@ pub fn quality_column(kind: &str) -> &'static str {
 pub const LATE_MARGIN_MS: u64 = 1_000;
 /// Longest delay of a late trade (event time to delivery) at normal trade rates.
 pub const MAX_LATE_MS: u64 = 60_000;
+/// Most a late trade is held beyond `late_ms` + [`LATE_MARGIN_MS`] (uniform).
+const LATE_EXTRA_MS: u64 = 2_000;
 /// Event time between a trade and its duplicate's arrival.
 const DUPLICATE_DELAY_MS: (u64, u64) = (1_000, 120_000);
 /// Ms in a Julian year, for time outliers.
@@ -99,10 +101,11 @@ impl Defects {
         let mut draw = Draw::new(params.seed, &params.symbol, 2);
         let rate = params.defects.min(1.0);
         let countdown = draw.geometric(rate);
-        let window_ms = params.late_ms + LATE_MARGIN_MS + 5_000 + 3_000;
-        let guard = ((window_ms as f64 * 1e6 / params.mean_gap_ns).ceil() as u64)
-            .saturating_mul(4)
-            .saturating_add(16);
+        // Trades expected over the longest hold and a second more, ×1.5: that they span less
+        // event time is a Poisson tail of no practical chance.
+        let window_ms = params.late_ms + LATE_MARGIN_MS + LATE_EXTRA_MS + 1_000;
+        let guard = ((window_ms as f64 * 1e6 / params.mean_gap_ns * 1.5).ceil() as u64)
+            .saturating_add(64);
         Defects {
             draw,
             rate,
@@ -149,12 +152,17 @@ impl Defects {
         let mut kind = None;
         if !anomalous && self.delivered {
             if self.countdown == 0 {
-                let next = KINDS[(self.index + self.struck as usize) % KINDS.len()];
-                if plenty || !matches!(next, "late" | "gap") {
-                    kind = Some(next);
+                // Near the end of a finite stream, late and gap take their turn never: a late
+                // trade needs newer trades to be late behind, a gap a later id to show.
+                loop {
+                    let next = KINDS[(self.index + self.struck as usize) % KINDS.len()];
                     self.struck += 1;
-                    self.countdown = self.draw.geometric(self.rate);
+                    if plenty || !matches!(next, "late" | "gap") {
+                        kind = Some(next);
+                        break;
+                    }
                 }
+                self.countdown = self.draw.geometric(self.rate);
             } else {
                 self.countdown -= 1;
             }
@@ -173,7 +181,7 @@ impl Defects {
             Some("late") => {
                 let extra = self
                     .draw
-                    .below((MAX_LATE_MS - self.late_ms - LATE_MARGIN_MS).min(5_000) + 1);
+                    .below((MAX_LATE_MS - self.late_ms - LATE_MARGIN_MS).min(LATE_EXTRA_MS) + 1);
                 self.held.push_back(Held {
                     trade,
                     until_ms: trade.time_ms + self.late_ms + LATE_MARGIN_MS + extra,

@@ -388,13 +388,20 @@ impl Merged {
     /// The next record of any stream, with its arrival time: trades and the raw lines of
     /// injected defects.
     pub fn next_record(&mut self) -> Option<(u64, Generated)> {
+        self.next_with_symbol()
+            .map(|(_, arrival, record)| (arrival, record))
+    }
+
+    /// [`Merged::next_record`] with the symbol of the stream it came from (which a raw line
+    /// may not tell).
+    pub fn next_with_symbol(&mut self) -> Option<(Symbol, u64, Generated)> {
         let Reverse((_, index, slot)) = self.heads.pop()?;
         let stream = &mut self.streams[slot];
         let item = stream.next_record();
         if let Some(arrival) = stream.peek_arrival_ms() {
             self.heads.push(Reverse((arrival, index, slot)));
         }
-        item
+        item.map(|(arrival, record)| (stream.symbol(), arrival, record))
     }
 }
 
