@@ -38,6 +38,8 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod truth;
+#[cfg(test)]
+mod truth_tests;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

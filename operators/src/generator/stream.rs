@@ -571,7 +571,15 @@ impl SymbolStream {
     /// [`SymbolStream::take_truth`]. Off by default: an endless run must not accumulate it.
     pub fn record_truth(&mut self) {
         self.initial.truth.get_or_insert_with(Vec::new);
-        self.generator.truth.get_or_insert_with(Vec::new);
+        if self.position == 0 {
+            // Generation runs ahead of what was released: start over, recording.
+            self.generator = (*self.initial).clone();
+            self.buffer = ReorderBuffer::default();
+            self.lookahead = self.generator.next();
+            self.settle();
+        } else {
+            self.generator.truth.get_or_insert_with(Vec::new);
+        }
     }
 
     /// The injections generated so far (complete for everything released so far; all of
