@@ -31,7 +31,7 @@ pub const ANOMALY_WINDOW_MS: u64 = 60_000;
 const ROUND_SHARE: f64 = 0.8;
 
 /// The rotation of kinds; the account kinds are left out when trades carry no accounts.
-pub const KINDS: [AlertKind; 7] = [
+pub const KINDS: [AlertKind; 8] = [
     AlertKind::BadTick,
     AlertKind::WashTrade,
     AlertKind::VolumeBurst,
@@ -39,6 +39,7 @@ pub const KINDS: [AlertKind; 7] = [
     AlertKind::RoundSizes,
     AlertKind::VelocityBurst,
     AlertKind::Benford,
+    AlertKind::PumpAndDump,
 ];
 
 /// A random stream of the generator's own mappings (as in the trade process).
@@ -91,10 +92,48 @@ impl Draw {
 /// The episode in progress.
 #[derive(Clone, Debug)]
 struct Episode {
-    /// `[start, end)` of event time whose trades the episode modifies (window kinds).
+    /// `[start, end)` of event time whose trades of the process the episode modifies
+    /// (`round_sizes`, `benford`, `pump_and_dump`).
     window: Option<(u64, u64)>,
+    /// A pump and dump's price path.
+    pump: Option<Pump>,
     truth: Injection,
 }
+
+/// The price path of a pump and dump: up by `rise` linearly over `up_ms` from `start_ms`,
+/// then back linearly over `down_ms`.
+#[derive(Copy, Clone, Debug)]
+struct Pump {
+    start_ms: u64,
+    up_ms: u64,
+    down_ms: u64,
+    rise: f64,
+}
+
+impl Pump {
+    /// The price factor at `time`.
+    fn factor(&self, time: u64) -> f64 {
+        let Pump {
+            start_ms,
+            up_ms,
+            down_ms,
+            rise,
+        } = *self;
+        let since = time.saturating_sub(start_ms) as f64;
+        if time < start_ms || since >= (up_ms + down_ms) as f64 {
+            1.0
+        } else if since < up_ms as f64 {
+            1.0 + rise * since / up_ms as f64
+        } else {
+            1.0 + rise * (1.0 - (since - up_ms as f64) / down_ms as f64)
+        }
+    }
+}
+
+/// Trade-rate multiple and size multiple of a pump's rise, and the rate multiple of its fall.
+const PUMP_RATE: f64 = 5.0;
+const PUMP_SIZE: f64 = 3.0;
+const DUMP_RATE: f64 = 3.0;
 
 /// The anomaly layer of one stream: merges injected trades into the trade process's
 /// (event order), renumbers all consecutively, and modifies the sizes of window episodes.
@@ -188,7 +227,7 @@ impl Anomalies {
             ..
         }) = &self.episode
         {
-            if self.base_next.is_none_or(|b| b.trade.time_ms >= *end) {
+            if self.pending.is_empty() && self.base_next.is_none_or(|b| b.trade.time_ms >= *end) {
                 self.finish(truth);
             }
         }
@@ -229,16 +268,24 @@ impl Anomalies {
         let mut anomalous = false;
         if let Some(Episode {
             window: Some((start, end)),
+            pump,
             truth: injection,
         }) = &self.episode
         {
             if (*start..*end).contains(&trade.time_ms) {
                 anomalous = true;
-                trade.qty = match injection.kind.as_str() {
-                    "round_sizes" if self.draw.unit() < ROUND_SHARE => round_size(trade.qty),
-                    "benford" => self.flat_size(),
-                    _ => trade.qty,
-                };
+                match (injection.kind.as_str(), pump) {
+                    ("round_sizes", _) if self.draw.unit() < ROUND_SHARE => {
+                        trade.qty = round_size(trade.qty);
+                    }
+                    ("benford", _) => trade.qty = self.flat_size(),
+                    (_, Some(pump)) => {
+                        let factor = pump.factor(trade.time_ms);
+                        trade.price = self.on_ticks(trade.price.to_f64() * factor, trade.buyer_maker);
+                        trade.qty = self.on_lots(trade.qty.to_f64() * PUMP_SIZE);
+                    }
+                    _ => {}
+                }
                 self.note(&trade);
             }
         }
@@ -277,7 +324,12 @@ impl Anomalies {
     }
 
     fn finish(&mut self, truth: &mut Option<Vec<Injection>>) {
-        let Some(Episode { window, truth: mut injection }) = self.episode.take() else {
+        let Some(Episode {
+            window,
+            truth: mut injection,
+            ..
+        }) = self.episode.take()
+        else {
             return;
         };
         injection.count = injection.trade_ids.len() as u64;
@@ -300,6 +352,7 @@ impl Anomalies {
         self.started += 1;
         let t0 = at.time_ms;
         let mut window = None;
+        let mut pump = None;
         let mut accounts = Vec::new();
         let mut params = Map::new();
         let prevailing = self.last_price;
@@ -400,10 +453,45 @@ impl Anomalies {
                     params.insert("distribution".into(), json!("uniform"));
                 }
             }
-            AlertKind::PumpAndDump => {}
+            AlertKind::PumpAndDump => {
+                let path = Pump {
+                    start_ms: t0 + 1,
+                    up_ms: self.draw.between(30_000, 60_000),
+                    down_ms: self.draw.between(10_000, 30_000),
+                    rise: 0.04 + 0.06 * self.draw.unit(),
+                };
+                let peak = path.start_ms + path.up_ms;
+                let end = peak + path.down_ms;
+                window = Some((path.start_ms, end));
+                pump = Some(path);
+                // The process's own trades continue (their prices on the path, sizes ×3);
+                // these come on top, at (rate multiple - 1) × its rate.
+                for (from, to, multiple) in [
+                    (path.start_ms, peak, PUMP_RATE),
+                    (peak, end, DUMP_RATE),
+                ] {
+                    let extra = (multiple - 1.0) * self.per_second * (to - from) as f64 / 1e3;
+                    let n = extra.round() as u64;
+                    let mut times: Vec<u64> = (0..n).map(|_| from + self.draw.below(to - from)).collect();
+                    times.sort_unstable();
+                    for time in times {
+                        let mut trade = self.trade(time, None);
+                        let factor = path.factor(time);
+                        trade.price = self.on_ticks(prevailing.to_f64() * factor, trade.buyer_maker);
+                        trade.qty = self.on_lots(trade.qty.to_f64() * PUMP_SIZE);
+                        self.push(trade);
+                    }
+                }
+                params.insert("start_price".into(), json!(prevailing.to_string()));
+                params.insert("rise".into(), json!(round4(path.rise)));
+                params.insert("up_ms".into(), json!(path.up_ms));
+                params.insert("down_ms".into(), json!(path.down_ms));
+                params.insert("peak_ms".into(), json!(peak));
+            }
         }
         self.episode = Some(Episode {
             window,
+            pump,
             truth: Injection {
                 class: Class::Anomaly,
                 kind: kind.as_str().to_owned(),
@@ -464,6 +552,14 @@ impl Anomalies {
     fn normal_qty(&mut self) -> Fixed {
         let z = self.draw.normal();
         self.on_lots((self.qty_mu + QTY_SIGMA * z).exp())
+    }
+
+    /// A price on the tick grid near `value`: rounded down for a sell aggressor, up for a
+    /// buy aggressor (as the process does), at least one tick.
+    fn on_ticks(&self, value: f64, buyer_maker: bool) -> Fixed {
+        let ticks = value.min(1e9) * 1e8 / self.tick as f64;
+        let ticks = if buyer_maker { ticks.floor() } else { ticks.ceil() };
+        Fixed((ticks as i64).max(1) * self.tick)
     }
 
     /// `value` rounded to the lot grid, at least one lot.

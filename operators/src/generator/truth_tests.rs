@@ -245,7 +245,11 @@ fn ids_of(truth: &[Injection], kind: &str) -> BTreeSet<(String, u64)> {
 
 #[test]
 fn the_truth_is_what_the_stream_holds() {
-    let c = injecting(200_000);
+    // 1000 s of event time, so that anomalies of every kind fit.
+    let c = GeneratorConfig {
+        rate: 200.0,
+        ..injecting(200_000)
+    };
     let (lines, truth) = file(&c);
     let tally = tally(&lines, c.late_ms);
     let mut per_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -439,6 +443,37 @@ fn the_truth_is_what_the_stream_holds() {
                     assert!(ones / n < 0.2, "first digit 1 in {ones} of {n}");
                 }
             }
+            "pump_and_dump" => {
+                // Up by the rise at the peak, back at the start level at the end, the trade
+                // rate ×5 on the way up.
+                let symbol = injection.symbol.clone().expect("symbol");
+                let number = |key: &str| injection.params[key].as_u64().expect(key);
+                let (peak, up, down) = (number("peak_ms"), number("up_ms"), number("down_ms"));
+                let start_price: f64 = injection.params["start_price"]
+                    .as_str()
+                    .and_then(|p| p.parse().ok())
+                    .expect("start price");
+                let rise = injection.params["rise"].as_f64().expect("rise");
+                assert!((0.04..=0.1).contains(&rise) && (30_000..=60_000).contains(&up));
+                assert!((10_000..=30_000).contains(&down));
+                let all = &tally.trades[&symbol];
+                let near = |at: u64| -> Vec<f64> {
+                    all.iter()
+                        .filter(|t| t.time_ms.abs_diff(at) < 500)
+                        .map(|t| t.price.to_f64() / start_price - 1.0)
+                        .collect()
+                };
+                let at_peak = near(peak - 250);
+                let mean = at_peak.iter().sum::<f64>() / at_peak.len() as f64;
+                assert!((mean / rise - 1.0).abs() < 0.1, "{mean} vs {rise}");
+                let count = |from: u64, to: u64| {
+                    all.iter().filter(|t| (from..to).contains(&t.time_ms)).count() as f64
+                };
+                let before = count(peak - up - 10_000, peak - up);
+                let during = count(peak - up, peak) * 10_000.0 / up as f64;
+                assert!(during / before > 3.5, "{during} vs {before}");
+                assert_eq!(injection.last_ms <= peak + down, true);
+            }
             _ => {}
         }
     }
@@ -454,6 +489,13 @@ fn the_truth_is_what_the_stream_holds() {
     for kind in DEFECT_KINDS {
         assert!(per_kind.contains_key(kind), "{kind}");
     }
+    let trades = lines.len() as f64 - defects as f64;
+    let anomalies = truth.len() as u64 - defects;
+    let expected = c.anomalies * trades;
+    assert!(
+        (0.3..1.2).contains(&(anomalies as f64 / expected)),
+        "{anomalies} anomalies, {expected} expected"
+    );
 }
 
 #[test]
