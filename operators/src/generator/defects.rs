@@ -104,8 +104,8 @@ impl Defects {
         // Trades expected over the longest hold and a second more, ×1.5: that they span less
         // event time is a Poisson tail of no practical chance.
         let window_ms = params.late_ms + LATE_MARGIN_MS + LATE_EXTRA_MS + 1_000;
-        let guard = ((window_ms as f64 * 1e6 / params.mean_gap_ns * 1.5).ceil() as u64)
-            .saturating_add(64);
+        let guard =
+            ((window_ms as f64 * 1e6 / params.mean_gap_ns * 1.5).ceil() as u64).saturating_add(64);
         Defects {
             draw,
             rate,
@@ -229,9 +229,7 @@ impl Defects {
                 delayed: true,
             });
             let mut injection = self.injection(kind, Some(&trade), vec![trade.id]);
-            injection
-                .params
-                .insert("delay_ms".into(), json!(delay));
+            injection.params.insert("delay_ms".into(), json!(delay));
             injection
                 .params
                 .insert("conflicting".into(), json!(conflicting));
@@ -311,7 +309,11 @@ impl Defects {
     }
 
     /// The end of the trades: what is still held goes out after everything.
-    pub(super) fn finish(&mut self, out: &mut VecDeque<Staged>, truth: &mut Option<Vec<Injection>>) {
+    pub(super) fn finish(
+        &mut self,
+        out: &mut VecDeque<Staged>,
+        truth: &mut Option<Vec<Injection>>,
+    ) {
         if self.gap.is_some() {
             self.close_gap(truth);
         }
@@ -345,7 +347,9 @@ impl Defects {
         injection
             .params
             .insert("behind_ms".into(), json!(after_ms - late.time_ms));
-        injection.params.insert("late_ms".into(), json!(self.late_ms));
+        injection
+            .params
+            .insert("late_ms".into(), json!(self.late_ms));
         push(truth, injection);
     }
 

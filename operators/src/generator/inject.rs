@@ -281,7 +281,8 @@ impl Anomalies {
                     ("benford", _) => trade.qty = self.flat_size(),
                     (_, Some(pump)) => {
                         let factor = pump.factor(trade.time_ms);
-                        trade.price = self.on_ticks(trade.price.to_f64() * factor, trade.buyer_maker);
+                        trade.price =
+                            self.on_ticks(trade.price.to_f64() * factor, trade.buyer_maker);
                         trade.qty = self.on_lots(trade.qty.to_f64() * PUMP_SIZE);
                     }
                     _ => {}
@@ -466,18 +467,19 @@ impl Anomalies {
                 pump = Some(path);
                 // The process's own trades continue (their prices on the path, sizes ×3);
                 // these come on top, at (rate multiple - 1) × its rate.
-                for (from, to, multiple) in [
-                    (path.start_ms, peak, PUMP_RATE),
-                    (peak, end, DUMP_RATE),
-                ] {
+                for (from, to, multiple) in
+                    [(path.start_ms, peak, PUMP_RATE), (peak, end, DUMP_RATE)]
+                {
                     let extra = (multiple - 1.0) * self.per_second * (to - from) as f64 / 1e3;
                     let n = extra.round() as u64;
-                    let mut times: Vec<u64> = (0..n).map(|_| from + self.draw.below(to - from)).collect();
+                    let mut times: Vec<u64> =
+                        (0..n).map(|_| from + self.draw.below(to - from)).collect();
                     times.sort_unstable();
                     for time in times {
                         let mut trade = self.trade(time, None);
                         let factor = path.factor(time);
-                        trade.price = self.on_ticks(prevailing.to_f64() * factor, trade.buyer_maker);
+                        trade.price =
+                            self.on_ticks(prevailing.to_f64() * factor, trade.buyer_maker);
                         trade.qty = self.on_lots(trade.qty.to_f64() * PUMP_SIZE);
                         self.push(trade);
                     }
@@ -558,7 +560,11 @@ impl Anomalies {
     /// buy aggressor (as the process does), at least one tick.
     fn on_ticks(&self, value: f64, buyer_maker: bool) -> Fixed {
         let ticks = value.min(1e9) * 1e8 / self.tick as f64;
-        let ticks = if buyer_maker { ticks.floor() } else { ticks.ceil() };
+        let ticks = if buyer_maker {
+            ticks.floor()
+        } else {
+            ticks.ceil()
+        };
         Fixed((ticks as i64).max(1) * self.tick)
     }
 

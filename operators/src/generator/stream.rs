@@ -374,10 +374,7 @@ impl ReorderBuffer {
 
     fn peek(&self) -> Option<(u64, u64)> {
         let ring = self.keys.peek().map(|Reverse(key)| *key);
-        let delayed = self
-            .delayed
-            .peek()
-            .map(|Reverse(d)| (d.arrival_ms, d.seq));
+        let delayed = self.delayed.peek().map(|Reverse(d)| (d.arrival_ms, d.seq));
         match (ring, delayed) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

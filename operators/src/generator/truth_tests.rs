@@ -258,7 +258,10 @@ fn the_truth_is_what_the_stream_holds() {
         entry.0 += 1;
         entry.1 += injection.count;
     }
-    eprintln!("{} records; per kind (injections, count): {per_kind:?}", lines.len());
+    eprintln!(
+        "{} records; per kind (injections, count): {per_kind:?}",
+        lines.len()
+    );
 
     // Duplicates: (symbol, id) delivered twice, exactly the truth's.
     let twice: BTreeSet<(String, u64)> = tally
@@ -275,7 +278,10 @@ fn the_truth_is_what_the_stream_holds() {
     }
     assert_eq!(twice, ids_of(&truth, "duplicate"));
     for injection in truth.iter().filter(|i| i.kind == "duplicate") {
-        let key = (injection.symbol.clone().expect("symbol"), injection.trade_ids[0]);
+        let key = (
+            injection.symbol.clone().expect("symbol"),
+            injection.trade_ids[0],
+        );
         let copies = &tally.copies[&key];
         let conflicting = copies[0].price != copies[1].price;
         assert_eq!(
@@ -300,7 +306,11 @@ fn the_truth_is_what_the_stream_holds() {
         let (Some(first), Some(last)) = (first, last) else {
             continue;
         };
-        assert_eq!(first % 1_000_000, 0, "{symbol}: the first id is never dropped");
+        assert_eq!(
+            first % 1_000_000,
+            0,
+            "{symbol}: the first id is never dropped"
+        );
         for id in first..=last {
             if !ids.contains(&id) {
                 missing.insert((symbol.clone(), id));
@@ -438,7 +448,12 @@ fn the_truth_is_what_the_stream_holds() {
                 } else {
                     let ones = window
                         .iter()
-                        .filter(|t| t.qty.to_string().trim_start_matches(['0', '.']).starts_with('1'))
+                        .filter(|t| {
+                            t.qty
+                                .to_string()
+                                .trim_start_matches(['0', '.'])
+                                .starts_with('1')
+                        })
                         .count() as f64;
                     assert!(ones / n < 0.2, "first digit 1 in {ones} of {n}");
                 }
@@ -467,12 +482,14 @@ fn the_truth_is_what_the_stream_holds() {
                 let mean = at_peak.iter().sum::<f64>() / at_peak.len() as f64;
                 assert!((mean / rise - 1.0).abs() < 0.1, "{mean} vs {rise}");
                 let count = |from: u64, to: u64| {
-                    all.iter().filter(|t| (from..to).contains(&t.time_ms)).count() as f64
+                    all.iter()
+                        .filter(|t| (from..to).contains(&t.time_ms))
+                        .count() as f64
                 };
                 let before = count(peak - up - 10_000, peak - up);
                 let during = count(peak - up, peak) * 10_000.0 / up as f64;
                 assert!(during / before > 3.5, "{during} vs {before}");
-                assert_eq!(injection.last_ms <= peak + down, true);
+                assert!(injection.last_ms <= peak + down);
             }
             _ => {}
         }
@@ -480,12 +497,12 @@ fn the_truth_is_what_the_stream_holds() {
 
     // Rates: defects per record about as asked (every kind present); anomalies of every
     // kind, their rate capped by one episode at a time per symbol.
-    let defects: u64 = truth
-        .iter()
-        .filter(|i| i.class == Class::Defect)
-        .count() as u64;
+    let defects: u64 = truth.iter().filter(|i| i.class == Class::Defect).count() as u64;
     let rate = defects as f64 / lines.len() as f64;
-    assert!((0.0007..0.0013).contains(&rate), "{defects} defects: {rate}");
+    assert!(
+        (0.0007..0.0013).contains(&rate),
+        "{defects} defects: {rate}"
+    );
     for kind in DEFECT_KINDS {
         assert!(per_kind.contains_key(kind), "{kind}");
     }
@@ -515,7 +532,10 @@ fn every_anomaly_kind_appears_on_a_long_market() {
     }
     eprintln!("{kinds:?}");
     for kind in ANOMALY_KINDS {
-        assert!(kinds.get(kind.as_str()).is_some_and(|&n| n >= 2), "{kind}: {kinds:?}");
+        assert!(
+            kinds.get(kind.as_str()).is_some_and(|&n| n >= 2),
+            "{kind}: {kinds:?}"
+        );
     }
 }
 
@@ -527,7 +547,10 @@ fn injection_is_deterministic_per_partition_and_resumes_exactly() {
         ..config(60_000)
     };
     let alone = records(&c);
-    assert!(alone.iter().flatten().any(|(_, r)| matches!(r, Generated::Line(_))));
+    assert!(alone
+        .iter()
+        .flatten()
+        .any(|(_, r)| matches!(r, Generated::Line(_))));
     let mut truth_alone: Vec<Vec<Injection>> = Vec::new();
     for mut stream in partitions(&c) {
         stream.record_truth();
@@ -553,8 +576,7 @@ fn injection_is_deterministic_per_partition_and_resumes_exactly() {
             let mut stream = partitions(&c).swap_remove(index);
             stream.skip_to(k);
             assert_eq!(stream.position(), k);
-            let rest: Vec<(u64, Generated)> =
-                std::iter::from_fn(|| stream.next_record()).collect();
+            let rest: Vec<(u64, Generated)> = std::iter::from_fn(|| stream.next_record()).collect();
             assert_eq!(rest, all[k as usize..]);
         }
         let mut stream = partitions(&c).swap_remove(index);
@@ -602,7 +624,8 @@ fn defects_leave_the_anomalies_alone_and_the_market_underneath() {
     let mut kept: Vec<Trade> = merged(&defective).collect();
     kept.sort_by_key(|t| (t.symbol, t.id));
     kept.dedup_by_key(|t| (t.symbol, t.id));
-    let by_id: HashMap<(Symbol, u64), Trade> = plain.iter().map(|t| ((t.symbol, t.id), *t)).collect();
+    let by_id: HashMap<(Symbol, u64), Trade> =
+        plain.iter().map(|t| ((t.symbol, t.id), *t)).collect();
     for trade in &kept {
         let original = by_id[&(trade.symbol, trade.id)];
         assert_eq!(trade.qty, original.qty);
@@ -620,7 +643,8 @@ fn a_generated_partition_emits_broken_lines_as_lines() {
     };
     let expected = records(&c).swap_remove(0);
     let stream = partitions(&c).swap_remove(0);
-    let mut partition = GeneratedPartition::new(stream, false, c.start_ms, std::time::Instant::now());
+    let mut partition =
+        GeneratedPartition::new(stream, false, c.start_ms, std::time::Instant::now());
     let mut got: Vec<(u64, Generated)> = Vec::new();
     loop {
         let poll = partition.poll(100, &mut |item| match item {
@@ -670,8 +694,9 @@ fn truth_files_read_back() {
             .collect()
     };
     assert_eq!(strip(&back), strip(&truth));
-    let first = String::from_utf8(out[..out.iter().position(|&b| b == b'\n').expect("line")].to_vec())
-        .expect("utf8");
+    let first =
+        String::from_utf8(out[..out.iter().position(|&b| b == b'\n').expect("line")].to_vec())
+            .expect("utf8");
     assert!(first.starts_with("{\"class\":"), "{first}");
     std::fs::write(&path, b"{\"class\":\"defect\"}\n").expect("write");
     let error = read_truth(&path).expect_err("not a truth line");

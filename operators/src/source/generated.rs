@@ -44,10 +44,13 @@ impl Partition for GeneratedPartition {
     fn first_time(&mut self) -> Option<u64> {
         // A stream starts with a trade, unless a broken line arrives first: then its arrival,
         // which is within the arrival delay of the first trade's time.
-        Some(self.peek().map_or(u64::MAX, |(arrival, record)| match record {
-            Generated::Trade(trade) => trade.time_ms,
-            Generated::Line(_) => *arrival,
-        }))
+        Some(
+            self.peek()
+                .map_or(u64::MAX, |(arrival, record)| match record {
+                    Generated::Trade(trade) => trade.time_ms,
+                    Generated::Line(_) => *arrival,
+                }),
+        )
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
