@@ -22,6 +22,18 @@
 //! times are out of order by at most `max_delay_ms`. Trade ids are consecutive per symbol
 //! from `1_000_000 × (partition + 1)`.
 //!
+//! **Injection** (off by default). With `anomalies > 0`, market-abuse episodes are merged
+//! into a symbol's trades (see `inject.rs`: bad ticks, volume bursts, pump and dump, wash
+//! trades and rings, velocity bursts, round sizes, flat first digits), all trades then being
+//! numbered consecutively; with `defects > 0`, trades are then dropped (id gaps), held back
+//! (late), repeated (duplicates), or followed by a broken copy of their line (malformed,
+//! missing field, invalid value, far-future time; see `defects.rs`), which the stream yields
+//! as [`Generated::Line`]. Every injection is described by an [`Injection`], kept on request
+//! ([`SymbolStream::record_truth`]) for the truth file. Each layer draws from its own random
+//! stream seeded from (seed, symbol, layer), so the trade process draws as without
+//! injection, and defects leave the anomalies as they are; with both off, the output is the
+//! same as before injection existed.
+//!
 //! **Determinism.** A partition's output depends only on the config (seed, its symbol, its
 //! index, its share of `events`, the rates), never on which other partitions are iterated,
 //! by whom, or in what order: so the market is the same on any number of workers and
