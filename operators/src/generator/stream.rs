@@ -448,6 +448,12 @@ impl Sequencer {
     }
 
     fn next(&mut self) -> Option<Staged> {
+        if !self.injects() {
+            // The plain market, straight through.
+            return self.base.next_trade().map(|Arrival { arrival_ms, trade }| {
+                Staged::trade(trade.time_ms, arrival_ms, trade)
+            });
+        }
         loop {
             if let Some(staged) = self.ready.pop_front() {
                 return Some(staged);
