@@ -27,6 +27,20 @@ pub enum Command {
     Run(RunArgs),
     /// Write generated trades to a file as Binance trade-stream JSON lines, with injected
     /// defects and anomalies and a ground-truth file listing every one of them.
+    ///
+    /// Each symbol is generated on its own (seeded from --seed and its name). Defects
+    /// (--defects, per record) rotate through: malformed_json (a line cut before its
+    /// symbol), missing_field (one of s t p q T m removed), non_positive and bad_number (p or
+    /// q zero, negative, NaN, non-numeric), time_outlier (T 10-100 years ahead), duplicate
+    /// (the trade again 1-120 s later, a quarter with a conflicting price), late (held back
+    /// until a trade --late-ms + 1-3 s newer was delivered) and gap (1-5 consecutive ids
+    /// dropped). Anomalies (--anomalies, per trade; one at a time per symbol, 10 s apart)
+    /// rotate through bad_tick, wash_trade, volume_burst, wash_ring, round_sizes,
+    /// velocity_burst, benford and pump_and_dump.
+    ///
+    /// Every injection is one JSON line of the truth file: {"class", "kind", "quality"
+    /// (defects), "symbol", "accounts", "trade_ids", "count", "first_ms", "last_ms",
+    /// "params"}. --defects 0 --anomalies 0 writes the clean market.
     Generate(GenerateArgs),
     /// Write generated or replayed trades into a Kafka topic (created if missing).
     Produce(ProduceArgs),
@@ -127,18 +141,7 @@ pub struct GeneratorArgs {
     pub anomalies: f64,
 }
 
-/// `tickflow generate`: a reproducible market with known defects and anomalies.
-///
-/// Each symbol is generated on its own (seeded from --seed and its name). Defects
-/// (--defects, per record) rotate through: malformed_json (a line cut before its symbol),
-/// missing_field (one of s t p q T m removed), non_positive and bad_number (p or q zero,
-/// negative, NaN, non-numeric), time_outlier (T 10-100 years ahead), duplicate (the trade again
-/// 1-120 s later, a quarter with a conflicting price), late (held back until a trade
-/// --late-ms + 1 s newer was delivered) and gap (1-5 consecutive ids dropped). Anomalies
-/// (--anomalies, per trade; one at a time per symbol, 10 s apart) rotate through bad_tick,
-/// wash_trade, volume_burst, wash_ring, round_sizes, velocity_burst and benford. Every
-/// injection is one JSON line of the truth file: {"class","kind","quality" (defects),
-/// "symbol","accounts","trade_ids","count","first_ms","last_ms","params"}.
+/// `tickflow generate`; the help text is on [`Command::Generate`].
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Output file ('-' = stdout; a name ending in .gz is compressed).
@@ -158,7 +161,7 @@ pub struct GenerateArgs {
     /// The engine's allowed lateness that injected late trades are behind by (plus 1 s).
     #[arg(long, default_value_t = 2_000, value_name = "MS")]
     pub late_ms: u64,
-    /// Number of trades.
+    /// Number of trades of the market (injected trades and lines come on top).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub events: u64,
     /// Event-time rate of the simulated market, events/s [default: 10000].
