@@ -22,24 +22,54 @@ use super::stream::{account, Arrival, StreamParams, Tagged, TradeGen, QTY_SIGMA}
 use super::truth::{Class, Injection};
 use crate::model::{AlertKind, Fixed, Symbol, Trade};
 
-/// Quiet event time before the first episode and after each, so that the rules' rolling
-/// statistics see normal trading around every anomaly.
+/// Quiet event time before the first episode of a lane and after each of the
+/// market-shaping kinds (bursts, pumps, windows), so that the rules' rolling statistics see
+/// normal trading around each.
 pub const COOLDOWN_MS: u64 = 10_000;
+/// The same after each of the few-trade kinds (bad ticks, wash trades and rings, velocity
+/// bursts).
+pub const SHORT_COOLDOWN_MS: u64 = 3_000;
 /// The window of `round_sizes` and `benford` episodes: the engine's largest default window.
 pub const ANOMALY_WINDOW_MS: u64 = 60_000;
+/// Most event time from the start of a market-shaping episode to its end, seconds.
+const LONGEST_S: f64 = 130.0;
 /// Share of a `round_sizes` window's trades whose size is rounded to one significant digit.
 const ROUND_SHARE: f64 = 0.8;
 
-/// The rotation of kinds; the account kinds are left out when trades carry no accounts.
+/// Every kind: the market-shaping kinds, then the few-trade kinds.
 pub const KINDS: [AlertKind; 8] = [
+    AlertKind::VolumeBurst,
+    AlertKind::RoundSizes,
+    AlertKind::PumpAndDump,
+    AlertKind::Benford,
     AlertKind::BadTick,
     AlertKind::WashTrade,
-    AlertKind::VolumeBurst,
     AlertKind::WashRing,
-    AlertKind::RoundSizes,
     AlertKind::VelocityBurst,
-    AlertKind::Benford,
-    AlertKind::PumpAndDump,
+];
+
+/// The two lanes of episodes: the market-shaping kinds (one at a time, they would blur each
+/// other's statistics) and, alongside them, the few-trade kinds (one at a time). The
+/// account kinds are left out when trades carry no accounts.
+const LANES: [(&[AlertKind], u64); 2] = [
+    (
+        &[
+            AlertKind::VolumeBurst,
+            AlertKind::RoundSizes,
+            AlertKind::PumpAndDump,
+            AlertKind::Benford,
+        ],
+        COOLDOWN_MS,
+    ),
+    (
+        &[
+            AlertKind::BadTick,
+            AlertKind::WashTrade,
+            AlertKind::WashRing,
+            AlertKind::VelocityBurst,
+        ],
+        SHORT_COOLDOWN_MS,
+    ),
 ];
 
 /// A random stream of the generator's own mappings (as in the trade process).
@@ -135,27 +165,35 @@ const PUMP_RATE: f64 = 5.0;
 const PUMP_SIZE: f64 = 3.0;
 const DUMP_RATE: f64 = 3.0;
 
+/// One lane of episodes.
+#[derive(Clone, Debug)]
+struct Lane {
+    kinds: Vec<AlertKind>,
+    cooldown_ms: u64,
+    /// Episodes started so far.
+    started: u64,
+    /// Trades (at or after `resume_ms`) before the next episode starts.
+    countdown: u64,
+    resume_ms: u64,
+    /// The injected trades of the episode, by event time, without ids yet.
+    pending: VecDeque<Arrival>,
+    episode: Option<Episode>,
+}
+
 /// The anomaly layer of one stream: merges injected trades into the trade process's
-/// (event order), renumbers all consecutively, and modifies the sizes of window episodes.
+/// (event order), renumbers all consecutively, and modifies the trades of window episodes.
 #[derive(Clone, Debug)]
 pub(crate) struct Anomalies {
     draw: Draw,
     rate: f64,
     symbol: Symbol,
     index: usize,
-    kinds: Vec<AlertKind>,
-    /// Episodes started so far.
-    started: u64,
-    /// Trades (at or after `resume_ms`) before the next episode starts.
-    countdown: u64,
-    resume_ms: u64,
+    lanes: Vec<Lane>,
     next_id: u64,
     base_next: Option<Arrival>,
     base_done: bool,
-    /// The injected trades of the episode, by event time, without ids yet.
-    pending: VecDeque<Arrival>,
-    episode: Option<Episode>,
-    /// Price of the last trade of the process: the prevailing price.
+    /// Price of the last trade of the process as delivered (on a pump's path, if one is
+    /// under way): the prevailing price.
     last_price: Fixed,
     tick: i64,
     lot: i64,
@@ -172,33 +210,41 @@ pub(crate) struct Anomalies {
 
 impl Anomalies {
     pub(super) fn new(params: &StreamParams, base: &TradeGen) -> Anomalies {
-        let kinds: Vec<AlertKind> = KINDS
-            .into_iter()
-            .filter(|kind| {
-                base.accounts > 0
-                    || !matches!(
-                        kind,
-                        AlertKind::WashTrade | AlertKind::WashRing | AlertKind::VelocityBurst
-                    )
-            })
-            .collect();
         let mut draw = Draw::new(params.seed, &params.symbol, 1);
         let rate = params.anomalies.min(1.0);
-        let countdown = draw.geometric(rate);
+        let lanes = LANES
+            .iter()
+            .map(|&(kinds, cooldown_ms)| Lane {
+                kinds: kinds
+                    .iter()
+                    .copied()
+                    .filter(|kind| {
+                        base.accounts > 0
+                            || !matches!(
+                                kind,
+                                AlertKind::WashTrade
+                                    | AlertKind::WashRing
+                                    | AlertKind::VelocityBurst
+                            )
+                    })
+                    .collect(),
+                cooldown_ms,
+                started: 0,
+                countdown: draw.geometric(rate),
+                resume_ms: params.start_ms.saturating_add(COOLDOWN_MS),
+                pending: VecDeque::new(),
+                episode: None,
+            })
+            .collect();
         Anomalies {
             draw,
             rate,
             symbol: params.symbol,
             index: params.index,
-            kinds,
-            started: 0,
-            countdown,
-            resume_ms: params.start_ms.saturating_add(COOLDOWN_MS),
+            lanes,
             next_id: 1_000_000 * (params.index as u64 + 1),
             base_next: None,
             base_done: false,
-            pending: VecDeque::new(),
-            episode: None,
             last_price: Fixed(base.tick),
             tick: base.tick,
             lot: base.lot,
@@ -222,36 +268,50 @@ impl Anomalies {
             self.base_next = base.next_trade();
             self.base_done = self.base_next.is_none();
         }
-        if let Some(Episode {
-            window: Some((_, end)),
-            ..
-        }) = &self.episode
-        {
-            if self.pending.is_empty() && self.base_next.is_none_or(|b| b.trade.time_ms >= *end) {
-                self.finish(truth);
+        for lane in 0..self.lanes.len() {
+            let Lane {
+                pending, episode, ..
+            } = &self.lanes[lane];
+            if let Some(Episode {
+                window: Some((_, end)),
+                ..
+            }) = episode
+            {
+                if pending.is_empty() && self.base_next.is_none_or(|b| b.trade.time_ms >= *end) {
+                    self.finish(lane, truth);
+                }
             }
         }
-        let take_base = match (&self.base_next, self.pending.front()) {
-            (Some(b), Some(i)) => b.trade.time_ms <= i.trade.time_ms,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => {
-                if self.episode.is_some() {
-                    self.finish(truth);
+        // The earliest of the process's next trade and each lane's (ties: the process, then
+        // the first lane).
+        let mut from = None;
+        let mut earliest = self.base_next.map(|b| b.trade.time_ms);
+        for (lane, Lane { pending, .. }) in self.lanes.iter().enumerate() {
+            if let Some(next) = pending.front() {
+                if earliest.is_none_or(|time| next.trade.time_ms < time) {
+                    earliest = Some(next.trade.time_ms);
+                    from = Some(lane);
                 }
-                return None;
             }
-        };
-        if !take_base {
+        }
+        if earliest.is_none() {
+            for lane in 0..self.lanes.len() {
+                self.finish(lane, truth);
+            }
+            return None;
+        }
+        if let Some(lane) = from {
             let Arrival {
                 arrival_ms,
                 mut trade,
-            } = self.pending.pop_front()?;
+            } = self.lanes[lane].pending.pop_front()?;
             trade.id = self.take_id();
-            self.note(&trade);
-            if self.pending.is_empty() && self.episode.as_ref().is_some_and(|e| e.window.is_none())
-            {
-                self.finish(truth);
+            self.note(lane, &trade);
+            let Lane {
+                pending, episode, ..
+            } = &self.lanes[lane];
+            if pending.is_empty() && episode.as_ref().is_some_and(|e| e.window.is_none()) {
+                self.finish(lane, truth);
             }
             return Some(Tagged {
                 arrival_ms,
@@ -264,13 +324,12 @@ impl Anomalies {
             mut trade,
         } = self.base_next.take()?;
         trade.id = self.take_id();
-        self.last_price = trade.price;
         let mut anomalous = false;
         if let Some(Episode {
             window: Some((start, end)),
             pump,
             truth: injection,
-        }) = &self.episode
+        }) = &self.lanes[0].episode
         {
             if (*start..*end).contains(&trade.time_ms) {
                 anomalous = true;
@@ -287,14 +346,31 @@ impl Anomalies {
                     }
                     _ => {}
                 }
-                self.note(&trade);
+                self.note(0, &trade);
             }
         }
-        if self.episode.is_none() && trade.time_ms >= self.resume_ms {
-            if self.countdown == 0 {
-                self.start(&trade);
-            } else {
-                self.countdown -= 1;
+        self.last_price = trade.price;
+        // A market-shaping episode lasts up to two minutes (a window starts at the next
+        // minute): in a finite stream, only where the trades surely outlast it.
+        let long_enough = base
+            .remaining
+            .is_none_or(|left| left as f64 > 1.5 * self.per_second * LONGEST_S + 100.0);
+        for lane in 0..self.lanes.len() {
+            if lane == 0 && !long_enough {
+                continue;
+            }
+            let Lane {
+                episode,
+                resume_ms,
+                countdown,
+                ..
+            } = &mut self.lanes[lane];
+            if episode.is_none() && trade.time_ms >= *resume_ms {
+                if *countdown == 0 {
+                    self.start(lane, &trade);
+                } else {
+                    *countdown -= 1;
+                }
             }
         }
         Some(Tagged {
@@ -310,9 +386,9 @@ impl Anomalies {
         id
     }
 
-    /// Adds a trade to the episode's truth.
-    fn note(&mut self, trade: &Trade) {
-        if let Some(episode) = &mut self.episode {
+    /// Adds a trade to the truth of the lane's episode.
+    fn note(&mut self, lane: usize, trade: &Trade) {
+        if let Some(episode) = &mut self.lanes[lane].episode {
             let truth = &mut episode.truth;
             if truth.trade_ids.is_empty() {
                 truth.first_ms = trade.time_ms;
@@ -324,12 +400,20 @@ impl Anomalies {
         }
     }
 
-    fn finish(&mut self, truth: &mut Option<Vec<Injection>>) {
+    fn finish(&mut self, lane: usize, truth: &mut Option<Vec<Injection>>) {
+        let rate = self.rate;
+        let Lane {
+            episode,
+            resume_ms,
+            countdown,
+            cooldown_ms,
+            ..
+        } = &mut self.lanes[lane];
         let Some(Episode {
             window,
             truth: mut injection,
             ..
-        }) = self.episode.take()
+        }) = episode.take()
         else {
             return;
         };
@@ -338,8 +422,8 @@ impl Anomalies {
             injection.first_ms = injection.first_ms.max(start);
         }
         let end = window.map_or(injection.last_ms, |(_, end)| end);
-        self.resume_ms = end.saturating_add(COOLDOWN_MS);
-        self.countdown = self.draw.geometric(self.rate);
+        *resume_ms = end.saturating_add(*cooldown_ms);
+        *countdown = self.draw.geometric(rate);
         if let Some(truth) = truth {
             if injection.count > 0 {
                 truth.push(injection);
@@ -348,9 +432,10 @@ impl Anomalies {
     }
 
     /// Starts the next episode right after `at` (a trade of the process, already numbered).
-    fn start(&mut self, at: &Trade) {
-        let kind = self.kinds[(self.index + self.started as usize) % self.kinds.len()];
-        self.started += 1;
+    fn start(&mut self, lane: usize, at: &Trade) {
+        let Lane { kinds, started, .. } = &mut self.lanes[lane];
+        let kind = kinds[(self.index + *started as usize) % kinds.len()];
+        *started += 1;
         let t0 = at.time_ms;
         let mut window = None;
         let mut pump = None;
@@ -367,7 +452,7 @@ impl Anomalies {
                 let time = t0 + self.draw.between(1, 100);
                 let mut trade = self.trade(time, None);
                 trade.price = price;
-                self.push(trade);
+                self.push(lane, trade);
                 params.insert("prevailing".into(), json!(prevailing.to_string()));
                 params.insert("price".into(), json!(price.to_string()));
                 let deviation = price.to_f64() / prevailing.to_f64() - 1.0;
@@ -382,7 +467,7 @@ impl Anomalies {
                     let mut trade = self.trade(time, None);
                     let scale = 1.0 + 2.0 * self.draw.unit();
                     trade.qty = self.on_lots(trade.qty.to_f64() * scale);
-                    self.push(trade);
+                    self.push(lane, trade);
                 }
                 params.insert("second_ms".into(), json!(second));
                 params.insert("trades".into(), json!(n));
@@ -394,7 +479,7 @@ impl Anomalies {
                 let mut trade = self.trade(time, None);
                 trade.buyer = account(who);
                 trade.seller = account(who);
-                self.push(trade);
+                self.push(lane, trade);
                 accounts.push(name(who));
             }
             AlertKind::WashRing => {
@@ -416,7 +501,7 @@ impl Anomalies {
                     trade.qty = qty;
                     trade.seller = account(ring[i]);
                     trade.buyer = account(ring[(i + 1) % m]);
-                    self.push(trade);
+                    self.push(lane, trade);
                 }
                 accounts.extend(ring.iter().map(|&r| name(r)));
                 params.insert("ring".into(), json!(m));
@@ -435,7 +520,7 @@ impl Anomalies {
                     if self.draw.coin() {
                         std::mem::swap(&mut trade.buyer, &mut trade.seller);
                     }
-                    self.push(trade);
+                    self.push(lane, trade);
                 }
                 accounts.push(name(who));
                 params.insert("trades".into(), json!(n));
@@ -481,7 +566,7 @@ impl Anomalies {
                         trade.price =
                             self.on_ticks(prevailing.to_f64() * factor, trade.buyer_maker);
                         trade.qty = self.on_lots(trade.qty.to_f64() * PUMP_SIZE);
-                        self.push(trade);
+                        self.push(lane, trade);
                     }
                 }
                 params.insert("start_price".into(), json!(prevailing.to_string()));
@@ -491,7 +576,7 @@ impl Anomalies {
                 params.insert("peak_ms".into(), json!(peak));
             }
         }
-        self.episode = Some(Episode {
+        self.lanes[lane].episode = Some(Episode {
             window,
             pump,
             truth: Injection {
@@ -510,9 +595,9 @@ impl Anomalies {
         });
     }
 
-    fn push(&mut self, trade: Trade) {
+    fn push(&mut self, lane: usize, trade: Trade) {
         let delay = self.draw.below(self.max_delay_ms.saturating_add(1));
-        self.pending.push_back(Arrival {
+        self.lanes[lane].pending.push_back(Arrival {
             arrival_ms: trade.time_ms.saturating_add(delay),
             trade,
         });

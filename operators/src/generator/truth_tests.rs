@@ -388,6 +388,11 @@ fn the_truth_is_what_the_stream_holds() {
     }
     assert_eq!(far, ids_of(&truth, "bad_tick"));
 
+    // The trades of the few-trade anomalies, which may fall into the windows of others.
+    let others: BTreeSet<(String, u64)> = ["bad_tick", "wash_trade", "wash_ring", "velocity_burst"]
+        .into_iter()
+        .flat_map(|kind| ids_of(&truth, kind))
+        .collect();
     for injection in &truth {
         let trades = || trades_of(injection);
         match injection.kind.as_str() {
@@ -437,9 +442,14 @@ fn the_truth_is_what_the_stream_holds() {
                     .iter()
                     .filter(|t| (start..start + ANOMALY_WINDOW_MS).contains(&t.time_ms))
                     .collect();
-                let ids: BTreeSet<u64> = window.iter().map(|t| t.id).collect();
+                let ids: BTreeSet<u64> = window
+                    .iter()
+                    .map(|t| t.id)
+                    .filter(|&id| !others.contains(&(symbol.clone(), id)))
+                    .collect();
                 let told: BTreeSet<u64> = injection.trade_ids.iter().copied().collect();
-                // The window's trades, but those the defects dropped or delayed.
+                // The window's trades (but those of few-trade anomalies meanwhile), but those
+                // the defects dropped or delayed.
                 assert!(ids.is_subset(&told), "{injection:?}");
                 let n = window.len() as f64;
                 if injection.kind == "round_sizes" {
@@ -488,7 +498,7 @@ fn the_truth_is_what_the_stream_holds() {
                 };
                 let before = count(peak - up - 10_000, peak - up);
                 let during = count(peak - up, peak) * 10_000.0 / up as f64;
-                assert!(during / before > 3.5, "{during} vs {before}");
+                assert!(during / before > 3.0, "{during} vs {before}");
                 assert!(injection.last_ms <= peak + down);
             }
             _ => {}
