@@ -31,8 +31,18 @@ pub const COOLDOWN_MS: u64 = 10_000;
 pub const SHORT_COOLDOWN_MS: u64 = 3_000;
 /// The window of `round_sizes` and `benford` episodes: the engine's largest default window.
 pub const ANOMALY_WINDOW_MS: u64 = 60_000;
-/// Most event time from the start of a market-shaping episode to its end, seconds.
-const LONGEST_S: f64 = 130.0;
+/// Most event time from the start of an episode of `kind` at `time` to its end.
+fn lasts_ms(kind: AlertKind, time: u64) -> u64 {
+    match kind {
+        AlertKind::RoundSizes | AlertKind::Benford => {
+            (time / ANOMALY_WINDOW_MS + 2) * ANOMALY_WINDOW_MS - time
+        }
+        AlertKind::PumpAndDump => 91_000,
+        AlertKind::VolumeBurst | AlertKind::VelocityBurst => 2_000,
+        _ => 6_000,
+    }
+}
+
 /// Share of a `round_sizes` window's trades whose size is rounded to one significant digit.
 const ROUND_SHARE: f64 = 0.8;
 
@@ -350,13 +360,15 @@ impl Anomalies {
             }
         }
         self.last_price = trade.price;
-        // A market-shaping episode lasts up to two minutes (a window starts at the next
-        // minute): in a finite stream, only where the trades surely outlast it.
-        let long_enough = base
-            .remaining
-            .is_none_or(|left| left as f64 > 1.5 * self.per_second * LONGEST_S + 100.0);
         for lane in 0..self.lanes.len() {
-            if lane == 0 && !long_enough {
+            // In a finite stream, an episode starts only where the trades surely outlast it.
+            let Lane { kinds, started, .. } = &self.lanes[lane];
+            let kind = kinds[(self.index + *started as usize) % kinds.len()];
+            let needed_s = lasts_ms(kind, trade.time_ms) as f64 / 1e3;
+            let enough = base
+                .remaining
+                .is_none_or(|left| left as f64 > 1.2 * self.per_second * needed_s + 100.0);
+            if !enough {
                 continue;
             }
             let Lane {
