@@ -1,8 +1,9 @@
 //! Defects: bad records injected into one symbol's stream, with their truth.
 //!
-//! A defect strikes a trade of the process (never one injected or modified by an anomaly)
-//! after a geometric number of such trades with mean `1 / rate`; the kinds rotate (the k-th
-//! defect of partition i has kind `i + k` of [`KINDS`]) so every kind appears:
+//! A defect strikes a trade after a geometric number of trades with mean `1 / rate` (a
+//! duplicate, late or gap never one that an anomaly injected or modified: it waits for the
+//! next other one); the kinds rotate (the k-th defect of partition i has kind `i + k` of
+//! [`KINDS`]) so every kind appears:
 //!
 //! | kind | record | `quality` |
 //! |---|---|---|
@@ -150,19 +151,24 @@ impl Defects {
         }
         let plenty = remaining.is_none_or(|r| r > self.guard);
         let mut kind = None;
-        if !anomalous && self.delivered {
+        if self.delivered {
             if self.countdown == 0 {
-                // Near the end of a finite stream, late and gap take their turn never: a late
-                // trade needs newer trades to be late behind, a gap a later id to show.
                 loop {
                     let next = KINDS[(self.index + self.struck as usize) % KINDS.len()];
+                    let moves = matches!(next, "duplicate" | "late" | "gap");
+                    if moves && anomalous {
+                        // Anomalies keep their trades where they are: wait for another.
+                        break;
+                    }
                     self.struck += 1;
+                    // Near the end of a finite stream, late and gap lose their turn: a late
+                    // trade needs newer trades to be late behind, a gap a later id to show.
                     if plenty || !matches!(next, "late" | "gap") {
                         kind = Some(next);
+                        self.countdown = self.draw.geometric(self.rate);
                         break;
                     }
                 }
-                self.countdown = self.draw.geometric(self.rate);
             } else {
                 self.countdown -= 1;
             }

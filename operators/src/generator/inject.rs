@@ -1,14 +1,18 @@
 //! Anomalies: market-abuse patterns injected into one symbol's trades, with their truth.
 //!
-//! Episodes never overlap within a stream: the next one starts only after the previous one
-//! ended plus [`COOLDOWN_MS`] (and not before [`COOLDOWN_MS`] after the first trade), after a
-//! geometric number of trades with mean `1 / rate`. Their kinds rotate (the k-th episode of
-//! partition i has kind `i + k` of [`KINDS`]), so every kind appears. Injected trades take
-//! their ids from the symbol's consecutive sequence, are priced on the tick grid at the
-//! prevailing price (a one-tick bid/ask bounce) and sized on the lot grid like the others,
-//! unless the kind says otherwise. All draws come from a random stream of their own, seeded
-//! from (seed, symbol, "anomalies"): the trade process underneath draws exactly as without
-//! anomalies.
+//! Episodes run in two lanes per stream, one at a time in each: the market-shaping kinds
+//! (bursts, pumps, windows; [`COOLDOWN_MS`] apart, as they would blur each other's
+//! statistics) and, alongside them, the few-trade kinds (bad ticks, wash trades and rings,
+//! velocity bursts; [`SHORT_COOLDOWN_MS`] apart). In each lane, the next episode starts after
+//! a geometric number of trades with mean `1 / rate` once the cooldown has passed (and not
+//! in the first [`COOLDOWN_MS`]), and kinds rotate (the k-th episode of partition i has kind
+//! `i + k` of the lane), so every kind appears. Injected trades take their ids from the
+//! symbol's consecutive sequence, are priced on the tick grid at the prevailing price (the
+//! last delivered one, on a pump's path during a pump; a one-tick bid/ask bounce) and sized
+//! on the lot grid like the others, unless the kind says otherwise. A finite stream starts
+//! an episode only where its trades surely outlast it. All draws come from a random stream
+//! of their own, seeded from (seed, symbol, "anomalies"): the trade process underneath draws
+//! exactly as without anomalies.
 
 use std::collections::VecDeque;
 
