@@ -1,9 +1,9 @@
 //! Defects: bad records injected into one symbol's stream, with their truth.
 //!
-//! A defect strikes a trade after a geometric number of trades with mean `1 / rate` (a
-//! duplicate, late or gap never one that an anomaly injected or modified: it waits for the
-//! next other one); the kinds rotate (the k-th defect of partition i has kind `i + k` of
-//! [`KINDS`]) so every kind appears:
+//! A defect strikes a trade after a geometric number of trades with mean `1 / rate`; the
+//! kinds rotate (the k-th defect of partition i has kind `i + k` of [`KINDS`]) so every kind
+//! appears, except that a trade an anomaly injected or modified is never duplicated, held
+//! back or dropped: it gets one of the five broken lines instead, in a rotation of their own.
 //!
 //! | kind | record | `quality` |
 //! |---|---|---|
@@ -80,8 +80,10 @@ pub(crate) struct Defects {
     symbol: Symbol,
     index: usize,
     late_ms: u64,
-    /// Defects so far.
+    /// Defects so far, in the rotation.
     struck: u64,
+    /// Broken lines struck beside anomalies instead of the rotation's duplicate, late or gap.
+    instead: u64,
     /// Eligible trades before the next defect.
     countdown: u64,
     /// Whether a trade was delivered: a stream's first id is never dropped.
@@ -114,6 +116,7 @@ impl Defects {
             index: params.index,
             late_ms: params.late_ms,
             struck: 0,
+            instead: 0,
             countdown,
             delivered: false,
             guard,
@@ -157,7 +160,11 @@ impl Defects {
                     let next = KINDS[(self.index + self.struck as usize) % KINDS.len()];
                     let moves = matches!(next, "duplicate" | "late" | "gap");
                     if moves && anomalous {
-                        // Anomalies keep their trades where they are: wait for another.
+                        // Anomalies keep their trades where they are: a broken line instead
+                        // (the rotation waits), so that the rate holds beside long anomalies.
+                        kind = Some(KINDS[(self.index + self.instead as usize) % 5]);
+                        self.instead += 1;
+                        self.countdown = self.draw.geometric(self.rate);
                         break;
                     }
                     self.struck += 1;
