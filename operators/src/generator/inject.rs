@@ -499,7 +499,7 @@ impl Anomalies {
                 accounts.push(name(who));
             }
             AlertKind::WashRing => {
-                let m = if self.draw.coin() { 3 } else { 2 };
+                let m = if self.draw.coin() { 3 } else { 2 }.min(self.accounts as usize);
                 let mut ring: Vec<u64> = Vec::with_capacity(m);
                 while ring.len() < m {
                     let who = self.draw.below(self.accounts);

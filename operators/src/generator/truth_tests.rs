@@ -712,3 +712,20 @@ fn truth_files_read_back() {
     let error = read_truth(&path).expect_err("not a truth line");
     assert!(error.to_string().contains(":1:"), "{error}");
 }
+
+#[test]
+fn a_pool_of_two_accounts_still_rings() {
+    let c = GeneratorConfig {
+        accounts: 2,
+        rate: 100.0,
+        symbols: vec![crate::model::InlineStr::new("BTCUSDT").expect("symbol")],
+        ..injecting(40_000)
+    };
+    let mut merged = merged_with_arrival(&c);
+    merged.record_truth();
+    while merged.next_record().is_some() {}
+    let truth = merged.take_truth();
+    let rings: Vec<&Injection> = truth.iter().filter(|i| i.kind == "wash_ring").collect();
+    assert!(!rings.is_empty());
+    assert!(rings.iter().all(|r| r.accounts.len() == 2), "{rings:?}");
+}
