@@ -15,7 +15,7 @@ setup() {
     mkdir -p "$data"
     file=$data/trades-$1.jsonl
     if [[ ! -s $file ]]; then
-        "$bin" generate --out "$file" --events "$1" --quiet
+        "$bin" generate --out "$file" --events "$1" --defects 0 --anomalies 0 --quiet
     fi
     cat "$file" > /dev/null
 }

@@ -16,7 +16,7 @@ trap stop_tansu EXIT
 start_tansu "$work"
 topic="kafka://127.0.0.1:$TANSU_PORT/trades"
 
-"$bin" generate --out "$work/k.jsonl" --events "$events" --quiet
+"$bin" generate --out "$work/k.jsonl" --events "$events" --defects 0 --anomalies 0 --quiet
 "$bin" run --source "file:$work/k.jsonl" --sink "sqlite:$work/k-file.db" -w 2 --quiet > /dev/null
 "$bin" produce --to "$topic" --partitions 4 --source "file:$work/k.jsonl" --quiet
 

@@ -30,7 +30,7 @@ cargo build --locked --quiet
 bin=$CARGO_TARGET_DIR/debug/tickflow
 work=$(mktemp -d)
 trap 'rm -rf "$work"; bash scripts/pg.sh remove "$pgdir/pg"; rm -rf "$pgdir"' EXIT
-"$bin" generate --out "$work/t.jsonl" --events 100000 --quiet
+"$bin" generate --out "$work/t.jsonl" --events 100000 --defects 0 --anomalies 0 --quiet
 "$bin" run --source "file:$work/t.jsonl" --sink "sqlite:$work/one.db" -w 2 --quiet > /dev/null
 # No restarts here: an undisturbed cluster must succeed the first time (tests/cluster.rs
 # kills processes and checks the restarts).

@@ -25,7 +25,23 @@ pub struct Cli {
 pub enum Command {
     /// Run the engine (the default).
     Run(RunArgs),
-    /// Write generated trades to a file as Binance trade-stream JSON lines.
+    /// Write generated trades to a file as Binance trade-stream JSON lines, with injected
+    /// defects and anomalies and a ground-truth file listing every one of them.
+    ///
+    /// Each symbol is generated on its own (seeded from --seed and its name). Defects
+    /// (--defects, per record) rotate through: malformed_json (a line cut before its
+    /// symbol), missing_field (one of s t p q T m removed), non_positive and bad_number (p or
+    /// q zero, negative, NaN, non-numeric), time_outlier (T 10-100 years ahead), duplicate
+    /// (the trade again 1-120 s later, a quarter with a conflicting price), late (held back
+    /// until a trade --late-ms + 1-3 s newer was delivered) and gap (1-5 consecutive ids
+    /// dropped). Anomalies (--anomalies, per trade) rotate through volume_burst,
+    /// round_sizes, pump_and_dump and benford (one at a time per symbol, 10 s apart) and,
+    /// alongside, bad_tick, wash_trade, wash_ring and velocity_burst (one at a time, 3 s
+    /// apart).
+    ///
+    /// Every injection is one JSON line of the truth file: {"class", "kind", "quality"
+    /// (defects), "symbol", "accounts", "trade_ids", "count", "first_ms", "last_ms",
+    /// "params"}. --defects 0 --anomalies 0 writes the clean market.
     Generate(GenerateArgs),
     /// Write generated or replayed trades into a Kafka topic (created if missing).
     Produce(ProduceArgs),
@@ -124,14 +140,37 @@ pub struct GeneratorArgs {
     /// paced, 2023-11-14T22:13:20Z at --rate 0].
     #[arg(long, value_name = "MS")]
     pub start_ms: Option<u64>,
+    /// Generator: expected injected defects per record (malformed and invalid lines,
+    /// duplicates, late trades, id gaps); 0 = none. See `tickflow generate --help`.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub defects: f64,
+    /// Generator: expected injected market-abuse anomalies per trade; 0 = none. With
+    /// --accounts 0, a pool of 1000 accounts is used.
+    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    pub anomalies: f64,
 }
 
+/// `tickflow generate`; the help text is on [`Command::Generate`].
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// Output file ('-' = stdout; a name ending in .gz is compressed).
     #[arg(long, value_name = "FILE")]
     pub out: String,
-    /// Number of trades.
+    /// Ground-truth file: one JSON line per injected defect or anomaly [default: next to
+    /// --out, NAME.truth.jsonl, when anything is injected; none for --out -].
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<String>,
+    /// Expected injected defects per record; 0 = none.
+    #[arg(long, default_value_t = 0.001, value_name = "RATE")]
+    pub defects: f64,
+    /// Expected injected anomalies per trade; 0 = none. With --accounts 0, a pool of 1000
+    /// accounts is used.
+    #[arg(long, default_value_t = 0.0002, value_name = "RATE")]
+    pub anomalies: f64,
+    /// The engine's allowed lateness that injected late trades are behind by (plus 1 s).
+    #[arg(long, default_value_t = 2_000, value_name = "MS")]
+    pub late_ms: u64,
+    /// Number of trades of the market (injected trades and lines come on top).
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub events: u64,
     /// Event-time rate of the simulated market, events/s [default: 10000].

@@ -4,7 +4,9 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tickflow_operators::generator::{merged_with_arrival, write_json_line, DEFAULT_START_MS};
+use tickflow_operators::generator::{
+    merged_with_arrival, write_json_line, Generated, DEFAULT_START_MS,
+};
 use tickflow_operators::kafka::{KafkaSpec, TradeProducer};
 use tickflow_operators::parse::{Format, Record};
 
@@ -31,11 +33,19 @@ pub fn produce(args: ProduceArgs) -> Result<()> {
             let events = Some(generator.events.unwrap_or(1_000_000));
             let config = generator_config(&generator, events, 0.0, DEFAULT_START_MS)?;
             let mut line = Vec::with_capacity(256);
-            for (arrival, trade) in merged_with_arrival(&config) {
-                line.clear();
-                write_json_line(&mut line, arrival, &trade);
-                let payload = line.strip_suffix(b"\n").unwrap_or(&line);
-                producer.send(trade.symbol.as_str().as_bytes(), payload)?;
+            let mut merged = merged_with_arrival(&config);
+            while let Some((symbol, arrival, record)) = merged.next_with_symbol() {
+                // A broken line goes out keyed by its stream's symbol, like its trades.
+                let payload = match &record {
+                    Generated::Trade(trade) => {
+                        line.clear();
+                        write_json_line(&mut line, arrival, trade);
+                        line.pop();
+                        &line[..]
+                    }
+                    Generated::Line(bytes) => &bytes[..],
+                };
+                producer.send(symbol.as_str().as_bytes(), payload)?;
                 pace.tick(&producer);
             }
         }

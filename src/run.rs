@@ -626,6 +626,8 @@ pub fn generator_config(
         rate,
         start_ms: args.start_ms.unwrap_or(start_ms),
         accounts: args.accounts,
+        defects: args.defects,
+        anomalies: args.anomalies,
         ..defaults
     };
     config.validate().context("generator settings")?;
@@ -757,6 +759,9 @@ fn generator_fingerprint(config: &GeneratorConfig) -> String {
         start_ms,
         accounts,
         max_delay_ms,
+        defects,
+        anomalies,
+        late_ms,
     } = config;
     let symbols: Vec<&str> = symbols.iter().map(|s| s.as_str()).collect();
     let mut hasher = StableHasher::new();
@@ -768,6 +773,13 @@ fn generator_fingerprint(config: &GeneratorConfig) -> String {
         .field(&start_ms.to_le_bytes())
         .field(&accounts.to_le_bytes())
         .field(&max_delay_ms.to_le_bytes());
+    // Only when injecting, so that the identity of runs without injection is unchanged.
+    if *defects != 0.0 || *anomalies != 0.0 {
+        hasher
+            .field(&defects.to_bits().to_le_bytes())
+            .field(&anomalies.to_bits().to_le_bytes())
+            .field(&late_ms.to_le_bytes());
+    }
     format!("{:016x}", hasher.finish())
 }
 

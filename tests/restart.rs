@@ -72,6 +72,10 @@ fn a_replaced_input_or_changed_windows_refuse_to_resume_and_fresh_starts_over() 
             "300000",
             "--seed",
             "7",
+            "--defects",
+            "0",
+            "--anomalies",
+            "0",
         ],
     );
     std::fs::copy(&other, &file).expect("replace");

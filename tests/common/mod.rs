@@ -65,10 +65,24 @@ pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Writes generated trades with `tickflow generate`.
+/// Writes generated trades with `tickflow generate`, clean (no injected defects or
+/// anomalies).
 pub fn generate(dir: &Path, name: &str, events: u64) -> PathBuf {
     let events = events.to_string();
-    tickflow(dir, &["generate", "--out", name, "--events", &events]);
+    tickflow(
+        dir,
+        &[
+            "generate",
+            "--out",
+            name,
+            "--events",
+            &events,
+            "--defects",
+            "0",
+            "--anomalies",
+            "0",
+        ],
+    );
     dir.join(name)
 }
 

@@ -22,6 +22,18 @@
 //! times are out of order by at most `max_delay_ms`. Trade ids are consecutive per symbol
 //! from `1_000_000 × (partition + 1)`.
 //!
+//! **Injection** (off by default). With `anomalies > 0`, market-abuse episodes are merged
+//! into a symbol's trades (see `inject.rs`: bad ticks, volume bursts, pump and dump, wash
+//! trades and rings, velocity bursts, round sizes, flat first digits), all trades then being
+//! numbered consecutively; with `defects > 0`, trades are then dropped (id gaps), held back
+//! (late), repeated (duplicates), or followed by a broken copy of their line (malformed,
+//! missing field, invalid value, far-future time; see `defects.rs`), which the stream yields
+//! as [`Generated::Line`]. Every injection is described by an [`Injection`], kept on request
+//! ([`SymbolStream::record_truth`]) for the truth file. Each layer draws from its own random
+//! stream seeded from (seed, symbol, layer), so the trade process draws as without
+//! injection, and defects leave the anomalies as they are; with both off, the output is the
+//! same as before injection existed.
+//!
 //! **Determinism.** A partition's output depends only on the config (seed, its symbol, its
 //! index, its share of `events`, the rates), never on which other partitions are iterated,
 //! by whom, or in what order: so the market is the same on any number of workers and
@@ -30,11 +42,16 @@
 //! `exp`/`ln`/`powf` of the platform's libm, so bit-identical output across different
 //! operating systems is not promised.
 
+mod defects;
+mod inject;
 mod json;
 mod profile;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod truth;
+#[cfg(test)]
+mod truth_tests;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -43,9 +60,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::model::{Symbol, Trade};
 
+pub use defects::{quality_column, KINDS as DEFECT_KINDS, LATE_MARGIN_MS, MAX_LATE_MS};
+pub use inject::{is_round, ANOMALY_WINDOW_MS, COOLDOWN_MS, KINDS as ANOMALY_KINDS};
 pub use json::write_json_line;
 pub use profile::precision;
-pub use stream::SymbolStream;
+pub use stream::{Generated, SymbolStream};
+pub use truth::{read_truth, sort_truth, Class, Injection, TruthError};
 
 use profile::profile;
 use stream::StreamParams;
@@ -56,6 +76,15 @@ pub const NOMINAL_RATE: f64 = 10_000.0;
 
 /// 2023-11-14T22:13:20Z, the default event time of the first trade.
 pub const DEFAULT_START_MS: u64 = 1_700_000_000_000;
+
+/// Highest `defects` rate (defects per record).
+pub const MAX_DEFECT_RATE: f64 = 0.5;
+/// Highest `anomalies` rate (anomaly instances per trade).
+pub const MAX_ANOMALY_RATE: f64 = 0.01;
+/// The account pool when anomalies are injected into a market configured without accounts.
+pub const ANOMALY_ACCOUNTS: u32 = 1_000;
+/// Default `late_ms`: the engine's default allowed lateness.
+pub const DEFAULT_LATE_MS: u64 = 2_000;
 
 /// The generator's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +110,16 @@ pub struct GeneratorConfig {
     /// Largest arrival delay (default 500 ms); keep it below the allowed lateness, or the
     /// engine will see late trades.
     pub max_delay_ms: u64,
+    /// Expected injected defects per record (0 = none, the default; at most
+    /// [`MAX_DEFECT_RATE`]): malformed and invalid lines, duplicates, late trades, id gaps.
+    pub defects: f64,
+    /// Expected injected anomaly instances per trade (0 = none, the default; at most
+    /// [`MAX_ANOMALY_RATE`]). With `accounts` 0, a pool of [`ANOMALY_ACCOUNTS`] is used.
+    pub anomalies: f64,
+    /// The allowed lateness that injected late trades are behind by (plus
+    /// [`LATE_MARGIN_MS`]): the engine's `--lateness` (default [`DEFAULT_LATE_MS`]; at most
+    /// [`MAX_LATE_MS`] − [`LATE_MARGIN_MS`]).
+    pub late_ms: u64,
 }
 
 impl Default for GeneratorConfig {
@@ -93,6 +132,9 @@ impl Default for GeneratorConfig {
             start_ms: DEFAULT_START_MS,
             accounts: 0,
             max_delay_ms: 500,
+            defects: 0.0,
+            anomalies: 0.0,
+            late_ms: DEFAULT_LATE_MS,
         }
     }
 }
@@ -115,6 +157,15 @@ pub enum GeneratorError {
     /// One account cannot trade with itself.
     #[error("accounts must be 0 (none) or at least 2")]
     Accounts,
+    /// A defect rate out of range.
+    #[error("defects must be a rate per record between 0 and {MAX_DEFECT_RATE}, not {0}")]
+    Defects(f64),
+    /// An anomaly rate out of range.
+    #[error("anomalies must be a rate per trade between 0 and {MAX_ANOMALY_RATE}, not {0}")]
+    Anomalies(f64),
+    /// A lateness for late trades beyond what fits their longest delay.
+    #[error("late_ms must be at most {max} ms, not {0}", max = MAX_LATE_MS - LATE_MARGIN_MS)]
+    LateMs(u64),
 }
 
 impl GeneratorConfig {
@@ -125,6 +176,9 @@ impl GeneratorConfig {
             symbols,
             rate,
             accounts,
+            defects,
+            anomalies,
+            late_ms,
             ..
         } = self;
         if symbols.is_empty() {
@@ -144,7 +198,26 @@ impl GeneratorConfig {
         if *accounts == 1 {
             return Err(GeneratorError::Accounts);
         }
+        if !(defects.is_finite() && (0.0..=MAX_DEFECT_RATE).contains(defects)) {
+            return Err(GeneratorError::Defects(*defects));
+        }
+        if !(anomalies.is_finite() && (0.0..=MAX_ANOMALY_RATE).contains(anomalies)) {
+            return Err(GeneratorError::Anomalies(*anomalies));
+        }
+        if *late_ms > MAX_LATE_MS - LATE_MARGIN_MS {
+            return Err(GeneratorError::LateMs(*late_ms));
+        }
         Ok(())
+    }
+
+    /// The account pool size the streams use: `accounts`, or [`ANOMALY_ACCOUNTS`] when
+    /// anomalies are injected into a market without accounts (the account kinds need them).
+    pub fn effective_accounts(&self) -> u32 {
+        if self.accounts == 0 && usable(self.anomalies) > 0.0 {
+            ANOMALY_ACCOUNTS
+        } else {
+            self.accounts
+        }
     }
 
     /// The rate that drives event time: `rate`, or [`NOMINAL_RATE`] when it is 0 (or not a
@@ -155,6 +228,16 @@ impl GeneratorConfig {
         } else {
             NOMINAL_RATE
         }
+    }
+}
+
+/// A rate as the streams use it: a negative or unusable one (which `validate` refuses)
+/// reads as 0.
+fn usable(rate: f64) -> f64 {
+    if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        0.0
     }
 }
 
@@ -215,9 +298,13 @@ pub fn partitions(config: &GeneratorConfig) -> Vec<SymbolStream> {
         events,
         rate: _,
         start_ms,
-        accounts,
+        accounts: _,
         max_delay_ms,
+        defects,
+        anomalies,
+        late_ms,
     } = config;
+    let accounts = config.effective_accounts();
     let mut distinct: Vec<Symbol> = Vec::with_capacity(symbols.len());
     for symbol in symbols {
         if !distinct.contains(symbol) {
@@ -243,8 +330,11 @@ pub fn partitions(config: &GeneratorConfig) -> Vec<SymbolStream> {
                 mean_gap_ns: 1e9 / per_second,
                 events: counts.as_ref().map(|counts| counts[index]),
                 start_ms: *start_ms,
-                accounts: *accounts,
+                accounts,
                 max_delay_ms: *max_delay_ms,
+                anomalies: usable(*anomalies).min(MAX_ANOMALY_RATE),
+                defects: usable(*defects).min(MAX_DEFECT_RATE),
+                late_ms: (*late_ms).min(MAX_LATE_MS - LATE_MARGIN_MS),
             })
         })
         .collect()
@@ -290,24 +380,61 @@ impl Merged {
     pub fn streams(&self) -> &[SymbolStream] {
         &self.streams
     }
+
+    /// Keeps every stream's injections for [`Merged::take_truth`]; call it first.
+    pub fn record_truth(&mut self) {
+        for stream in &mut self.streams {
+            stream.record_truth();
+        }
+    }
+
+    /// The injections so far of all streams, in truth-file order (see [`sort_truth`]).
+    pub fn take_truth(&mut self) -> Vec<Injection> {
+        let mut all: Vec<Injection> = self
+            .streams
+            .iter_mut()
+            .flat_map(SymbolStream::take_truth)
+            .collect();
+        sort_truth(&mut all);
+        all
+    }
+
+    /// The next record of any stream, with its arrival time: trades and the raw lines of
+    /// injected defects.
+    pub fn next_record(&mut self) -> Option<(u64, Generated)> {
+        self.next_with_symbol()
+            .map(|(_, arrival, record)| (arrival, record))
+    }
+
+    /// [`Merged::next_record`] with the symbol of the stream it came from (which a raw line
+    /// may not tell).
+    pub fn next_with_symbol(&mut self) -> Option<(Symbol, u64, Generated)> {
+        let Reverse((_, index, slot)) = self.heads.pop()?;
+        let stream = &mut self.streams[slot];
+        let item = stream.next_record();
+        if let Some(arrival) = stream.peek_arrival_ms() {
+            self.heads.push(Reverse((arrival, index, slot)));
+        }
+        item.map(|(arrival, record)| (stream.symbol(), arrival, record))
+    }
 }
 
+/// The trades (raw lines skipped; see [`Merged::next_record`]).
 impl Iterator for Merged {
     type Item = (u64, Trade);
 
     fn next(&mut self) -> Option<(u64, Trade)> {
-        let Reverse((_, index, slot)) = self.heads.pop()?;
-        let stream = &mut self.streams[slot];
-        let item = stream.next();
-        if let Some(arrival) = stream.peek_arrival_ms() {
-            self.heads.push(Reverse((arrival, index, slot)));
+        loop {
+            if let (arrival, Generated::Trade(trade)) = self.next_record()? {
+                return Some((arrival, trade));
+            }
         }
-        item
     }
 }
 
 /// All partitions merged by arrival time (ties: partition index), with arrival times: what
-/// `tickflow generate --out` writes with [`write_json_line`].
+/// `tickflow generate --out` writes with [`write_json_line`] (records of
+/// [`Merged::next_record`]; the iterator yields the trades).
 pub fn merged_with_arrival(config: &GeneratorConfig) -> Merged {
     Merged::new(partitions(config))
 }

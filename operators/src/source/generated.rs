@@ -2,15 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::generator::SymbolStream;
-use crate::model::Trade;
+use crate::generator::{Generated, SymbolStream};
 use crate::source::{Item, Partition, Poll};
 
 /// One generated symbol stream, paced in real time unless it runs as fast as possible.
+///
+/// Trades go out as [`Item::Trade`]; the raw lines of injected defects as [`Item::Line`], so
+/// that the engine parses and rejects them exactly as it would a file's lines.
 #[derive(Debug)]
 pub struct GeneratedPartition {
     stream: SymbolStream,
-    peeked: Option<(u64, Trade)>,
+    peeked: Option<(u64, Generated)>,
     /// `(start of event time, wall clock at that moment)` when paced.
     pace: Option<(u64, Instant)>,
 }
@@ -26,9 +28,9 @@ impl GeneratedPartition {
         }
     }
 
-    fn peek(&mut self) -> Option<&(u64, Trade)> {
+    fn peek(&mut self) -> Option<&(u64, Generated)> {
         if self.peeked.is_none() {
-            self.peeked = self.stream.next();
+            self.peeked = self.stream.next_record();
         }
         self.peeked.as_ref()
     }
@@ -40,14 +42,22 @@ impl Partition for GeneratedPartition {
     }
 
     fn first_time(&mut self) -> Option<u64> {
-        Some(self.peek().map_or(u64::MAX, |(_, trade)| trade.time_ms))
+        // A stream starts with a trade, unless a broken line arrives first: then its arrival,
+        // which is within the arrival delay of the first trade's time.
+        Some(
+            self.peek()
+                .map_or(u64::MAX, |(arrival, record)| match record {
+                    Generated::Trade(trade) => trade.time_ms,
+                    Generated::Line(_) => *arrival,
+                }),
+        )
     }
 
     fn poll(&mut self, budget: usize, emit: &mut dyn FnMut(Item<'_>)) -> Poll {
         for _ in 0..budget {
             let offset = self.position();
             let pace = self.pace;
-            let Some(&(arrival, trade)) = self.peek() else {
+            let Some(&(arrival, _)) = self.peek() else {
                 return Poll::Finished;
             };
             if let Some((start_ms, started)) = pace {
@@ -57,8 +67,15 @@ impl Partition for GeneratedPartition {
                     return Poll::Pending(due - elapsed);
                 }
             }
-            self.peeked = None;
-            emit(Item::Trade { offset, trade });
+            match self.peeked.take() {
+                Some((_, Generated::Trade(trade))) => emit(Item::Trade { offset, trade }),
+                Some((_, Generated::Line(bytes))) => emit(Item::Line {
+                    offset,
+                    bytes: &bytes,
+                    full_len: bytes.len(),
+                }),
+                None => return Poll::Finished,
+            }
         }
         Poll::Ready
     }
