@@ -345,7 +345,8 @@ struct SymbolState {
 
 #[derive(Default, Debug)]
 struct Pending {
-    trades: Vec<Sourced>,
+    /// Batches as they came (moved, not copied).
+    trades: Vec<Vec<Sourced>>,
     rejects: Vec<RejectRow>,
 }
 
@@ -424,7 +425,7 @@ pub fn quality<'scope>(
                 let Some(&time) = cap.least() else { return };
                 let pending = stash.entry(time).or_default();
                 for batch in batches {
-                    pending.trades.append(batch);
+                    pending.trades.push(std::mem::take(batch));
                 }
             });
             rejects_in.for_each_stamp(|cap, batches| {
@@ -643,7 +644,10 @@ impl State {
     /// copies relabelled, and the copies dropped).
     fn decide(&mut self, time: u64, pending: Pending) -> (Vec<Trade>, Vec<RejectRow>) {
         let settles = time.saturating_add(self.horizon);
-        let mut kept: Vec<Sourced> = Vec::with_capacity(pending.trades.len());
+        let count = pending.trades.iter().map(Vec::len).sum();
+        // The trades kept, and where each was read (to compare with a later copy).
+        let mut kept: Vec<Trade> = Vec::with_capacity(count);
+        let mut positions: Vec<(u32, u64)> = Vec::with_capacity(count);
         let mut dropped: Vec<Sourced> = Vec::new();
         // Where each kept trade sits in `kept`: built only once a second copy on time at
         // this same time shows up (rare), to compare the two.
@@ -651,7 +655,7 @@ impl State {
         let mut touched: Vec<Symbol> = Vec::new();
         let window = self.window(time);
         let counts = self.counts.entry(window).or_default();
-        for sourced in pending.trades {
+        for sourced in pending.trades.into_iter().flatten() {
             let trade = &sourced.trade;
             let state = self.symbols.entry(trade.symbol).or_default();
             let hash = content(trade);
@@ -671,7 +675,8 @@ impl State {
                     if let Some(index) = index.as_mut() {
                         index.insert((trade.symbol, trade.id), kept.len());
                     }
-                    kept.push(sourced);
+                    kept.push(sourced.trade);
+                    positions.push((sourced.partition, sourced.offset));
                 }
                 Some(seen) if seen.time == time => {
                     // Two copies on time at the same time: the least (content, position) is
@@ -679,14 +684,20 @@ impl State {
                     let index = index.get_or_insert_with(|| {
                         kept.iter()
                             .enumerate()
-                            .map(|(i, s)| ((s.trade.symbol, s.trade.id), i))
+                            .map(|(i, t)| ((t.symbol, t.id), i))
                             .collect()
                     });
                     let at = index[&(trade.symbol, trade.id)];
-                    let incumbent = (seen.content, kept[at].partition, kept[at].offset);
-                    if (hash, sourced.partition, sourced.offset) < incumbent {
+                    let (partition, offset) = positions[at];
+                    if (hash, sourced.partition, sourced.offset) < (seen.content, partition, offset)
+                    {
                         seen.content = hash;
-                        dropped.push(std::mem::replace(&mut kept[at], sourced));
+                        dropped.push(Sourced {
+                            trade: std::mem::replace(&mut kept[at], sourced.trade),
+                            partition,
+                            offset,
+                        });
+                        positions[at] = (sourced.partition, sourced.offset);
                     } else {
                         dropped.push(sourced);
                     }
@@ -789,7 +800,7 @@ impl State {
             }
             rejects.push(reject);
         }
-        (kept.into_iter().map(|s| s.trade).collect(), rejects)
+        (kept, rejects)
     }
 }
 
