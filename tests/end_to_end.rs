@@ -506,6 +506,11 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
                 "2",
                 "--windows",
                 "1s,10s",
+                // This market spans 100 s of event time: a short dedup horizon lets a run
+                // store resume offsets every 10 s (the default 3m would hold them until
+                // the end, for the replay of dedup state).
+                "--dedup-horizon",
+                "1s",
                 "--store-trades",
                 "--sink",
                 sink,

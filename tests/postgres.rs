@@ -305,6 +305,9 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
         "2",
         "--windows",
         "1s,10s",
+        // A short dedup horizon: offsets then move every 10 s of this 150 s market.
+        "--dedup-horizon",
+        "1s",
         "--store-trades",
         "--quiet",
     ];

@@ -57,6 +57,9 @@ fn a_replaced_input_or_changed_windows_refuse_to_resume_and_fresh_starts_over() 
         "2",
         "--windows",
         "1s,10s",
+        // Offsets then move every 10 s of this 100 s market (see end_to_end.rs).
+        "--dedup-horizon",
+        "1s",
     ];
     kill_mid_run(dir, &args, &db);
 
