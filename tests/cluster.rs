@@ -16,6 +16,9 @@ use common::*;
 
 const EVENTS: u64 = 1_000_000;
 const WINDOWS: &str = "1s,10s";
+/// A short dedup horizon, so that runs store resume offsets every 10 s of this 100 s market
+/// (the default 3m holds them until the end, to replay the dedup state).
+const DEDUP_HORIZON: &str = "1s";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh");
 
 /// One cluster at a time: a kill must land mid-run, and two clusters at once on a small
@@ -47,7 +50,14 @@ fn input() -> &'static Input {
             &dir,
             &source,
             "sqlite:reference.db",
-            &["-w", "2", "--windows", WINDOWS],
+            &[
+                "-w",
+                "2",
+                "--windows",
+                WINDOWS,
+                "--dedup-horizon",
+                DEDUP_HORIZON,
+            ],
         );
         let reference = candles(&dir.join("reference.db"));
         assert!(reference.len() > 100, "the reference has candles");
@@ -155,7 +165,15 @@ fn a_survivor_stops_with_one_line_naming_the_lost_process_and_exit_code_1() {
                 Command::new(BIN)
                     .args(["run", "-n", "2", "-p", &p.to_string(), "--hostfile"])
                     .arg(&hostfile)
-                    .args(["-w", "1", "--windows", WINDOWS, "--quiet"])
+                    .args([
+                        "-w",
+                        "1",
+                        "--windows",
+                        WINDOWS,
+                        "--dedup-horizon",
+                        DEDUP_HORIZON,
+                        "--quiet",
+                    ])
                     .args(["--source", &source, "--sink", "sqlite:d.db"])
                     .current_dir(dir.path())
                     .stdin(Stdio::null())
@@ -214,7 +232,15 @@ fn cluster_sh_restarts_a_cluster_that_lost_a_process_and_ends_with_the_reference
         let stderr_path = dir.path().join("stderr");
         let mut script = Command::new("bash")
             .arg(SCRIPT)
-            .args(["2", "-w", "1", "--windows", WINDOWS])
+            .args([
+                "2",
+                "-w",
+                "1",
+                "--windows",
+                WINDOWS,
+                "--dedup-horizon",
+                DEDUP_HORIZON,
+            ])
             .arg("--source")
             .arg(format!("file:{}", input.file.display()))
             .args(["--sink", "sqlite:c.db"])
@@ -291,7 +317,17 @@ fn ctrl_c_stops_the_cluster_gracefully_without_restarting_it() {
         // is when the tests themselves run in the background.
         Command::new("env")
             .args(["--default-signal=INT,TERM", "bash", SCRIPT])
-            .args(["2", "-w", "1", "--windows", WINDOWS, "--source", &source])
+            .args([
+                "2",
+                "-w",
+                "1",
+                "--windows",
+                WINDOWS,
+                "--dedup-horizon",
+                DEDUP_HORIZON,
+                "--source",
+                &source,
+            ])
             .args(["--sink", "sqlite:c.db"])
             .env("TICKFLOW", BIN)
             .current_dir(dir.path())
