@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [quality]
-//! enabled = true          # dedup, gap counts and the quality table
+//! enabled = false         # dedup, gap counts and the quality table (off by default for now)
 //! dedup_horizon = "3m"    # how long a trade id is remembered after its event time
 //! ```
 //!
@@ -53,9 +53,14 @@ mod tests {
     #[test]
     fn defaults_unknown_keys_and_durations() {
         assert_eq!(Settings::parse("").expect("empty"), Settings::default());
-        let s = Settings::parse("[quality]\ndedup_horizon = \"90s\"\n").expect("valid");
+        let s =
+            Settings::parse("[quality]\nenabled = true\ndedup_horizon = \"90s\"\n").expect("valid");
         assert_eq!(s.quality.dedup_horizon, 90_000);
         assert!(s.quality.enabled);
+        assert!(
+            !Settings::default().quality.enabled,
+            "off by default for now"
+        );
         let error = Settings::parse("[quality]\ndedup_horizont = \"90s\"\n")
             .expect_err("typo")
             .to_string();

@@ -106,11 +106,17 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
             "400000",
             "--rate",
             "2000",
+            "--defects",
+            "0",
+            "--anomalies",
+            "0",
         ],
     );
     let clean = path(dir, "clean.jsonl");
     let file = path(dir, "defects.jsonl");
     let (injected, late) = inject(&clean, &file);
+    // The quality dataflow is off by default for now (README): switched on here.
+    std::fs::write(path(dir, "tickflow.toml"), "[quality]\nenabled = true\n").expect("config");
     let source = format!("file:{}", file.display());
     for (db, workers) in [("w1.db", "1"), ("w2.db", "2")] {
         let sink = format!("sqlite:{db}");
@@ -126,6 +132,8 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
             "1s,10s",
             "--dedup-horizon",
             "10s",
+            "--config",
+            "tickflow.toml",
         ];
         tickflow(dir, &[&args[..], &["--store-trades"]].concat());
     }
@@ -189,6 +197,8 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
         "1s,10s",
         "--dedup-horizon",
         "10s",
+        "--config",
+        "tickflow.toml",
         "--store-trades",
     ];
     let db = path(dir, "killed.db");

@@ -61,8 +61,9 @@ pub const DUPLICATE: &str = "duplicate";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QualityConfig {
-    /// Deduplicate, count gaps and write `quality` rows (default true). Off, trades pass
-    /// through as they come, duplicates included.
+    /// Deduplicate, count gaps and write `quality` rows (default false for now: a flood of
+    /// rejects with no trade can stall it, see README). Off, trades pass through as they
+    /// come, duplicates included.
     pub enabled: bool,
     /// How long a trade id is remembered after its event time (default 3 minutes), as a
     /// duration such as `"90s"` or `"5m"`.
@@ -73,7 +74,7 @@ pub struct QualityConfig {
 impl Default for QualityConfig {
     fn default() -> Self {
         QualityConfig {
-            enabled: true,
+            enabled: false,
             dedup_horizon: DEFAULT_DEDUP_HORIZON_MS,
         }
     }
