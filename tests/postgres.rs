@@ -219,7 +219,14 @@ fn the_sql_examples_run_and_return_rows() {
     let dir = dir.path();
     let source = trades_and(dir, 200_000, b"not json\n");
     let url = fresh_database("tf_examples");
-    run(dir, &source, &url, &["--windows", "1m,1h"]);
+    // The quality dataflow is off by default for now: on, for `quality_trend.sql`.
+    std::fs::write(dir.join("tickflow.toml"), "[quality]\nenabled = true\n").expect("config");
+    run(
+        dir,
+        &source,
+        &url,
+        &["--windows", "1m,1h", "--config", "tickflow.toml"],
+    );
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sql");
     let mut ran = 0;
     for entry in std::fs::read_dir(&examples).expect("scripts/sql") {
