@@ -531,17 +531,7 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
         // Each interruption lands after the run has stored new resume offsets (so that every
         // restart continues from progress of its own) and before it ends.
         let db = path(dir, &format!("{name}-resumed.db"));
-        let stored = || -> i64 {
-            rusqlite::Connection::open(&db)
-                .and_then(|c| {
-                    c.query_row(
-                        "SELECT coalesce(sum(next_offset), 0) FROM source_offsets",
-                        [],
-                        |row| row.get(0),
-                    )
-                })
-                .unwrap_or(0)
-        };
+        let stored = || stored_offsets(&db);
         for (delay_ms, signal) in [(100, "-INT"), (200, "-INT"), (50, "-KILL"), (150, "-KILL")] {
             let before = stored();
             let mut child = spawn_tickflow(dir, &args);

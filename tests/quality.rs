@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{path, rows, spawn_tickflow, tickflow};
+use common::{path, rows, spawn_tickflow, stored_offsets, tickflow};
 
 /// What was injected.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -202,17 +202,7 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
         "--store-trades",
     ];
     let db = path(dir, "killed.db");
-    let stored = || -> i64 {
-        rusqlite::Connection::open(&db)
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT coalesce(sum(next_offset), 0) FROM source_offsets",
-                    [],
-                    |row| row.get(0),
-                )
-            })
-            .unwrap_or(0)
-    };
+    let stored = || stored_offsets(&db);
     for delay_ms in [30, 120] {
         let before = stored();
         let mut child = spawn_tickflow(dir, &args);

@@ -211,3 +211,17 @@ pub fn pg_candles(url: &str) -> Vec<Vec<String>> {
          FROM candles c ORDER BY c.symbol, c.window_ms, c.start_ms",
     )
 }
+
+/// The sum of the stored resume offsets in an SQLite sink another process may be writing
+/// (0 while it has none): grows each time a run stores new progress.
+pub fn stored_offsets(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT coalesce(sum(next_offset), 0) FROM source_offsets",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .unwrap_or(0)
+}
