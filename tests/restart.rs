@@ -12,17 +12,7 @@ use common::*;
 /// Starts `tickflow ARGS`, kills it with -9 once it has stored progress, and checks that the
 /// kill landed mid-run (it had not finished).
 fn kill_mid_run(dir: &std::path::Path, args: &[&str], db: &std::path::Path) {
-    let stored = || -> i64 {
-        rusqlite::Connection::open(db)
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT coalesce(sum(next_offset), 0) FROM source_offsets",
-                    [],
-                    |row| row.get(0),
-                )
-            })
-            .unwrap_or(0)
-    };
+    let stored = || stored_offsets(db);
     let mut child = spawn_tickflow(dir, args);
     while stored() == 0 {
         assert!(
