@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [quality]
-//! enabled = false         # dedup, gap counts and the quality table (off by default for now)
+//! enabled = true          # dedup, gap counts and the quality table
 //! dedup_horizon = "3m"    # how long a trade id is remembered after its event time
 //! ```
 //!
@@ -57,10 +57,7 @@ mod tests {
             Settings::parse("[quality]\nenabled = true\ndedup_horizon = \"90s\"\n").expect("valid");
         assert_eq!(s.quality.dedup_horizon, 90_000);
         assert!(s.quality.enabled);
-        assert!(
-            !Settings::default().quality.enabled,
-            "off by default for now"
-        );
+        assert!(Settings::default().quality.enabled, "on by default");
         let error = Settings::parse("[quality]\ndedup_horizont = \"90s\"\n")
             .expect_err("typo")
             .to_string();

@@ -208,27 +208,42 @@ fn conflicting_copies_of_a_trade_give_the_same_candles_in_any_order_and_parallel
         vec![&first, &second, &middle, &last_a, &last_b],
         vec![&last_b, &second, &middle, &first, &last_a],
     ];
-    let mut tables = Vec::new();
-    for (i, order) in orders.iter().enumerate() {
-        let text: String = order.iter().map(|l| format!("{l}\n")).collect();
-        let name = format!("c{i}.jsonl");
-        std::fs::write(path(dir, &name), text).expect("write");
-        for workers in ["1", "2"] {
-            let db = format!("c{i}-{workers}.db");
-            run(
-                dir,
-                &format!("file:{name}"),
-                &format!("sqlite:{db}"),
-                &["-w", workers],
-            );
-            tables.push(candles(&path(dir, &db)));
+    std::fs::write(path(dir, "off.toml"), "[quality]\nenabled = false\n").expect("config");
+    // Without the quality dataflow both copies count; with it (the default) one copy of
+    // each survives, the same one whatever the order and parallelism.
+    for quality in [false, true] {
+        let mut tables = Vec::new();
+        for (i, order) in orders.iter().enumerate() {
+            let text: String = order.iter().map(|l| format!("{l}\n")).collect();
+            let name = format!("c{i}.jsonl");
+            std::fs::write(path(dir, &name), text).expect("write");
+            for workers in ["1", "2"] {
+                let db = format!("c{i}-{workers}-{quality}.db");
+                let mut extra = vec!["-w", workers];
+                if !quality {
+                    extra.extend(["--config", "off.toml"]);
+                }
+                run(
+                    dir,
+                    &format!("file:{name}"),
+                    &format!("sqlite:{db}"),
+                    &extra,
+                );
+                tables.push(candles(&path(dir, &db)));
+            }
+        }
+        assert!(tables.iter().all(|t| *t == tables[0]), "{tables:?}");
+        let one_second: Vec<&Vec<String>> = tables[0].iter().filter(|r| r[1] == "1000").collect();
+        let trades = one_second[0].last().expect("columns");
+        if quality {
+            assert_eq!(trades, "3", "{one_second:?}");
+        } else {
+            // open: the lower price of the two copies of trade 7; close: the higher of 9.
+            assert_eq!(one_second[0][3], "2299.5");
+            assert_eq!(one_second[0][6], "2302");
+            assert_eq!(trades, "5", "{one_second:?}");
         }
     }
-    assert!(tables.iter().all(|t| *t == tables[0]), "{tables:?}");
-    // open: the lower price of the two copies of trade 7; close: the higher of trade 9.
-    let one_second: Vec<&Vec<String>> = tables[0].iter().filter(|r| r[1] == "1000").collect();
-    assert_eq!(one_second[0][3], "2299.5");
-    assert_eq!(one_second[0][6], "2302");
 }
 
 /// `n` trades of one symbol, 10 ms apart from `base`.
@@ -386,5 +401,18 @@ fn a_flood_of_garbage_is_committed_as_it_comes() {
     assert_eq!(
         rows(&path(dir, "flood.db"), "SELECT count(*) FROM rejects"),
         vec![vec!["50000".to_owned()]]
+    );
+    // No chunk has a clock, so the lines count in the last window (README), all of them.
+    assert_eq!(
+        rows(
+            &path(dir, "flood.db"),
+            "SELECT symbol, sum(total), sum(malformed), sum(valid) FROM quality GROUP BY symbol"
+        ),
+        vec![vec![
+            "BTCUSDT".to_owned(),
+            "50000".to_owned(),
+            "50000".to_owned(),
+            "0".to_owned()
+        ]]
     );
 }

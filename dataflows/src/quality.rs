@@ -61,9 +61,8 @@ pub const DUPLICATE: &str = "duplicate";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QualityConfig {
-    /// Deduplicate, count gaps and write `quality` rows (default false for now: a flood of
-    /// rejects with no trade can stall it, see README). Off, trades pass through as they
-    /// come, duplicates included.
+    /// Deduplicate, count gaps and write `quality` rows (default true). Off, trades pass
+    /// through as they come, duplicates included.
     pub enabled: bool,
     /// How long a trade id is remembered after its event time (default 3 minutes), as a
     /// duration such as `"90s"` or `"5m"`.
@@ -74,7 +73,7 @@ pub struct QualityConfig {
 impl Default for QualityConfig {
     fn default() -> Self {
         QualityConfig {
-            enabled: false,
+            enabled: true,
             dedup_horizon: DEFAULT_DEDUP_HORIZON_MS,
         }
     }
@@ -429,16 +428,34 @@ pub fn quality<'scope>(
                     pending.trades.push(std::mem::take(batch));
                 }
             });
-            rejects_in.for_each_stamp(|cap, batches| {
-                let Some(&time) = cap.least() else { return };
-                let pending = stash.entry(time).or_default();
-                for batch in batches {
-                    pending.rejects.append(batch);
-                }
-            });
             let Some(held) = caps.as_mut() else {
+                rejects_in.for_each_stamp(|_, _| {});
                 return;
             };
+            rejects_in.for_each_stamp(|cap, batches| {
+                let Some(&time) = cap.least() else { return };
+                // A refused record without a trade is decided as it comes: its counts and
+                // gap bookkeeping depend on nothing else at its time, and its row must not
+                // wait for a frontier that a flood of such records never moves. A late
+                // trade waits for its time, to be checked against the ids kept by then.
+                let mut forward = Vec::new();
+                for batch in batches {
+                    for reject in batch.drain(..) {
+                        if reject.trade.is_some() {
+                            stash.entry(time).or_default().rejects.push(reject);
+                        } else {
+                            state.refuse(time, &reject);
+                            forward.push(reject);
+                        }
+                    }
+                }
+                if !forward.is_empty() {
+                    // `held` is at most the input frontier, which is at most `time`.
+                    rejects_out
+                        .activate()
+                        .give(&held[1].delayed(&time), &mut forward);
+                }
+            });
             // The least time any input may still bring (`None`: the inputs are done).
             let frontier = frontiers
                 .iter()
@@ -487,7 +504,7 @@ pub fn quality<'scope>(
                     .counts
                     .keys()
                     .next()
-                    .map(|&start| start + state.size - 1),
+                    .map(|&start| state.end(start) - 1),
             ]
             .into_iter()
             .flatten()
@@ -512,12 +529,29 @@ pub fn quality<'scope>(
     }
 }
 
+/// The greatest time a quality row can start at: the largest timestamp SQL's BIGINT holds.
+const LAST_MS: u64 = i64::MAX as u64;
+
 /// The routing hash of records without a symbol.
 const EMPTY_HASH: u64 = 0x2d06_8005_38d3_94c2;
 
 impl State {
+    /// The start of the window `time` counts in. Times beyond any event time (a file chunk
+    /// without one readable trade has no clock, and its refused lines travel at the end of
+    /// time) count in the last window a timestamp column holds.
     fn window(&self, time: u64) -> u64 {
+        let time = time.min(LAST_MS);
         time - time % self.size
+    }
+
+    /// Where the window starting at `start` ends: the last window only when the input
+    /// does, since records at the end of time still come after its own end.
+    fn end(&self, start: u64) -> u64 {
+        if start == self.window(LAST_MS) {
+            u64::MAX
+        } else {
+            start + self.size
+        }
     }
 
     fn counts(&mut self, time: u64, symbol: Option<Symbol>) -> &mut Counts {
@@ -533,11 +567,14 @@ impl State {
     /// Emits the rows of windows that end at or before `bound`, at the window's last ms (the
     /// capability is held at or before it while the window has counts).
     fn emit_rows(&mut self, bound: u64, cap: &Capability<u64>, out: &mut Out<QualityRow>) {
-        while let Some(entry) = self.counts.first_entry() {
-            let start = *entry.key();
-            if start + self.size > bound {
+        while let Some((&start, _)) = self.counts.first_key_value() {
+            let end = self.end(start);
+            if end > bound {
                 break;
             }
+            let Some(entry) = self.counts.first_entry() else {
+                break;
+            };
             let size = self.size;
             let mut rows: Vec<QualityRow> = entry
                 .remove()
@@ -556,8 +593,8 @@ impl State {
                     gap: c.gap,
                 })
                 .collect();
-            out.activate()
-                .give(&cap.delayed(&(start + size - 1)), &mut rows);
+            let at = (end - 1).max(*cap.time());
+            out.activate().give(&cap.delayed(&at), &mut rows);
         }
     }
 
@@ -638,6 +675,23 @@ impl State {
         if let Some(state) = self.symbols.get_mut(&symbol) {
             state.pending.entry(at).or_default().push((id, remembered));
             self.settle.entry(at).or_default().push(symbol);
+        }
+    }
+
+    /// Counts a refused record without a trade, at its partition's clock `time`. One whose
+    /// symbol and id can be read was received: its id is no gap (it settles a horizon after
+    /// its arrival, and is not remembered for dedup).
+    fn refuse(&mut self, time: u64, reject: &RejectRow) {
+        if let (Some(symbol), Some(id)) = (reject.symbol, reject.id) {
+            self.symbols.entry(symbol).or_default();
+            self.pend(symbol, id, false, time.saturating_add(self.horizon));
+        }
+        let counted = self.counts(time, reject.symbol);
+        match Class::of(&reject.reason) {
+            Class::Malformed => counted.malformed += 1,
+            Class::Invalid => counted.invalid += 1,
+            Class::Late => counted.late += 1,
+            Class::Duplicate => counted.duplicate += 1,
         }
     }
 
@@ -782,22 +836,7 @@ impl State {
                         self.pend(trade.symbol, trade.id, true, own);
                     }
                 }
-                None => {
-                    // A refused record whose symbol and id can be read was received: its id
-                    // is no gap (it settles a horizon after its arrival, and is not
-                    // remembered for dedup).
-                    if let (Some(symbol), Some(id)) = (reject.symbol, reject.id) {
-                        self.symbols.entry(symbol).or_default();
-                        self.pend(symbol, id, false, settles);
-                    }
-                    let counted = self.counts(time, reject.symbol);
-                    match Class::of(&reject.reason) {
-                        Class::Malformed => counted.malformed += 1,
-                        Class::Invalid => counted.invalid += 1,
-                        Class::Late => counted.late += 1,
-                        Class::Duplicate => counted.duplicate += 1,
-                    }
-                }
+                None => self.refuse(time, &reject),
             }
             rejects.push(reject);
         }
