@@ -10,7 +10,9 @@
 //! frontier has passed `X`: an on-time trade travels at its coarsened event time, a refused
 //! record at the coarsened clock its partition had reached when it arrived (see
 //! [`RejectRow`]). Both depend only on the input, so every decision below does too, whatever
-//! the workers, processes, partitions or restarts.
+//! the workers, processes, partitions or restarts. A refused record that carries no trade is
+//! the exception: nothing about it depends on the other records of its time, so it is
+//! counted and passed on as it comes, and a flood of them never waits for a frontier.
 //!
 //! **Dedup horizon `H`.** A trade `(symbol, id)` is remembered from the time it is seen until
 //! `coarsen(event time) + H` ("its settle time"). A copy seen at a time before that is a
