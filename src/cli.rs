@@ -47,6 +47,16 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Run a SQL query on the results (SQLite or PostgreSQL) and print tab-separated rows.
     Sql(SqlArgs),
+    /// Compare a run's `quality` and `alerts` tables with the ground truth of `tickflow
+    /// generate --truth`: quality counts against the injected counts, and per alert kind
+    /// recall, precision, false positives per million trades and detection latency.
+    ///
+    /// An alert matches an injection of the same kind and symbol when the `trade_ids` of its
+    /// details intersect the injection's (benford, round_sizes: when its window overlaps the
+    /// injection's first_ms..last_ms); for wash_trade and velocity_burst its account must be
+    /// one of the injection's as well. Exit code 1 when a quality count differs or a kind is
+    /// below --min-recall or --min-precision; 2 when the truth or the results cannot be read.
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -218,4 +228,26 @@ pub struct SqlArgs {
     /// SQLite database file, or a postgres://USER@HOST[:PORT]/DB URL.
     #[arg(long, default_value = "tickflow.db", value_name = "PATH|URL")]
     pub db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Ground-truth file written by `tickflow generate --truth`.
+    #[arg(long, value_name = "FILE")]
+    pub truth: String,
+    /// The run's results: sqlite:PATH | postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    #[arg(long, value_name = "SINK")]
+    pub results: String,
+    /// Fail (exit 1) when a kind with injections has a lower recall [default: no threshold].
+    #[arg(long, value_name = "R")]
+    pub min_recall: Option<f64>,
+    /// Fail (exit 1) when a kind with alerts has a lower precision [default: no threshold].
+    #[arg(long, value_name = "P")]
+    pub min_precision: Option<f64>,
+    /// The run's allowed lateness: latency after the watermark = latency − lateness.
+    #[arg(long, default_value = "2s", value_name = "DUR")]
+    pub lateness: String,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

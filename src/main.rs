@@ -4,6 +4,7 @@
 mod cli;
 mod cluster;
 mod config;
+mod eval;
 mod generate;
 mod produce;
 mod progress;
@@ -32,6 +33,8 @@ fn main() -> ExitCode {
         Some(cli::Command::Generate(args)) => generate::generate(args),
         Some(cli::Command::Produce(args)) => produce::produce(args),
         Some(cli::Command::Sql(args)) => sql::sql(args),
+        // Its own exit codes: 1 = below a threshold, 2 = could not read.
+        Some(cli::Command::Eval(args)) => return eval::eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
