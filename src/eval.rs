@@ -167,7 +167,10 @@ fn evaluate(args: &EvalArgs) -> Result<Report> {
             continue;
         };
         let n = injection.count as i64;
-        quality.entry(column).or_insert_with(Count::default).injected += n;
+        quality
+            .entry(column)
+            .or_insert_with(Count::default)
+            .injected += n;
         let symbol = injection.symbol.clone().unwrap_or_default();
         let counts = quality_by_symbol.entry(symbol).or_default();
         counts.entry(column).or_default().injected += n;
@@ -285,8 +288,7 @@ fn alert_row(row: &[Option<String>]) -> Result<AlertRow> {
 
 /// Whether `alert` finds `injection` (the module docs give the rule).
 fn matches(alert: &AlertRow, injection: &Injection) -> bool {
-    if injection.kind != alert.kind || injection.symbol.as_deref() != Some(alert.symbol.as_str())
-    {
+    if injection.kind != alert.kind || injection.symbol.as_deref() != Some(alert.symbol.as_str()) {
         return false;
     }
     let (first, last) = (injection.first_ms as i64, injection.last_ms as i64);
@@ -679,7 +681,6 @@ impl Results {
             Backend::Postgres(client) => postgres_query(&name, client, table, query),
         }
     }
-
 }
 
 fn postgres_query(
@@ -688,30 +689,30 @@ fn postgres_query(
     table: &str,
     query: &str,
 ) -> Result<Vec<Vec<Option<String>>>> {
-        use postgres::SimpleQueryMessage;
-        let describe = |e: &postgres::Error| tickflow_operators::postgres::describe(e);
-        let exists = client
-            .simple_query(&format!("SELECT to_regclass('{table}') IS NOT NULL"))
-            .map_err(|e| anyhow!("{}: {}", name, describe(&e)))?;
-        let present = exists.iter().any(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
-            _ => false,
-        });
-        if !present {
-            bail!("{name}: there is no table {table}");
-        }
-        let messages = client
-            .simple_query(query)
-            .map_err(|e| anyhow!("{}: reading table {table}: {}", name, describe(&e)))?;
-        Ok(messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_owned))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect())
+    use postgres::SimpleQueryMessage;
+    let describe = |e: &postgres::Error| tickflow_operators::postgres::describe(e);
+    let exists = client
+        .simple_query(&format!("SELECT to_regclass('{table}') IS NOT NULL"))
+        .map_err(|e| anyhow!("{}: {}", name, describe(&e)))?;
+    let present = exists.iter().any(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0) == Some("t"),
+        _ => false,
+    });
+    if !present {
+        bail!("{name}: there is no table {table}");
     }
+    let messages = client
+        .simple_query(query)
+        .map_err(|e| anyhow!("{}: reading table {table}: {}", name, describe(&e)))?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
