@@ -156,7 +156,7 @@ fn recall_and_precision_of_alerts_written_by_hand() {
     // right trade but the wrong account.
     let connection = rusqlite::Connection::open(path(dir, "r.db")).expect("db");
     connection.execute("DELETE FROM alerts", []).expect("clear");
-    let mut insert = |id: String,
+    let insert = |id: String,
                       kind: &str,
                       symbol: &str,
                       account: Option<&str>,
