@@ -463,9 +463,10 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "alerts: found = injections matched by an alert; matched = alerts matching an \
-             injection; per 1M = per million valid trades; latency = detected_ms - event_ms, \
-             after wm = latency - lateness (ms)"
+            "alerts: found = injections matched by an alert, matched = alerts matching an \
+             injection, per 1M = per million valid trades;\n        latency (ms) = \
+             detected_ms - event_ms of matched alerts, wm = latency - lateness (after the \
+             watermark passed the last trade)"
         );
         let _ = writeln!(
             out,

@@ -157,11 +157,11 @@ fn recall_and_precision_of_alerts_written_by_hand() {
     let connection = rusqlite::Connection::open(path(dir, "r.db")).expect("db");
     connection.execute("DELETE FROM alerts", []).expect("clear");
     let insert = |id: String,
-                      kind: &str,
-                      symbol: &str,
-                      account: Option<&str>,
-                      event: u64,
-                      details: String| {
+                  kind: &str,
+                  symbol: &str,
+                  account: Option<&str>,
+                  event: u64,
+                  details: String| {
         connection
             .execute(
                 "INSERT INTO alerts (alert_id, kind, symbol, account, event_ms, detected_ms, \
