@@ -23,8 +23,16 @@ use tickflow_operators::window::parse_duration;
 
 use crate::cli::EvalArgs;
 
-/// The `quality` columns the generator's defects count in, in table order.
-const QUALITY_COLUMNS: [&str; 5] = ["malformed", "invalid", "duplicate", "late", "gap"];
+/// The `quality` columns the generator's defects count in, in table order. `conflicting`
+/// counts the duplicates whose truth line says `"params":{"conflicting":true}`.
+const QUALITY_COLUMNS: [&str; 6] = [
+    "malformed",
+    "invalid",
+    "duplicate",
+    "conflicting",
+    "late",
+    "gap",
+];
 
 /// Runs `tickflow eval` and says how it went as the exit code (see the module docs).
 pub fn eval(args: EvalArgs) -> ExitCode {
@@ -129,8 +137,8 @@ fn evaluate(args: &EvalArgs) -> Result<Report> {
     let mut results = Results::open(&args.results)?;
     let quality_rows = results.query(
         "quality",
-        "SELECT symbol, sum(valid), sum(malformed), sum(invalid), sum(duplicate), sum(late), \
-         sum(gap), count(*) FROM quality GROUP BY symbol",
+        "SELECT symbol, sum(valid), sum(malformed), sum(invalid), sum(duplicate), \
+         sum(conflicting), sum(late), sum(gap), count(*) FROM quality GROUP BY symbol",
     )?;
     if quality_rows.is_empty() {
         bail!(
@@ -167,13 +175,16 @@ fn evaluate(args: &EvalArgs) -> Result<Report> {
             continue;
         };
         let n = injection.count as i64;
-        quality
-            .entry(column)
-            .or_insert_with(Count::default)
-            .injected += n;
+        let conflicting = injection.params.get("conflicting") == Some(&Json::Bool(true));
         let symbol = injection.symbol.clone().unwrap_or_default();
         let counts = quality_by_symbol.entry(symbol).or_default();
-        counts.entry(column).or_default().injected += n;
+        for column in std::iter::once(column).chain(conflicting.then_some("conflicting")) {
+            quality
+                .entry(column)
+                .or_insert_with(Count::default)
+                .injected += n;
+            counts.entry(column).or_default().injected += n;
+        }
     }
     for column in QUALITY_COLUMNS {
         quality.entry(column).or_default();

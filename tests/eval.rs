@@ -73,10 +73,20 @@ fn quality_counts_match_the_truth_until_a_row_is_tampered_with() {
     );
     // Something of every column was injected, so "match" is not 0 = 0.
     let truth = read_truth(path(dir, "t.jsonl")).expect("truth");
-    for column in ["malformed", "invalid", "duplicate", "late", "gap"] {
+    for column in [
+        "malformed",
+        "invalid",
+        "duplicate",
+        "conflicting",
+        "late",
+        "gap",
+    ] {
         let injected: u64 = truth
             .iter()
-            .filter(|i| i.quality.as_deref() == Some(column))
+            .filter(|i| match column {
+                "conflicting" => i.params.get("conflicting") == Some(&serde_json::json!(true)),
+                _ => i.quality.as_deref() == Some(column),
+            })
             .map(|i| i.count)
             .sum();
         assert!(injected > 0, "{column}");
