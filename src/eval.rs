@@ -728,3 +728,125 @@ fn postgres_query(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn injection(kind: &str, accounts: &[&str], ids: &[u64], first: u64, last: u64) -> Injection {
+        serde_json::from_value(json!({
+            "class": "anomaly", "kind": kind, "symbol": "BTCUSDT", "accounts": accounts,
+            "trade_ids": ids, "count": ids.len(), "first_ms": first, "last_ms": last,
+        }))
+        .expect("an injection")
+    }
+
+    fn alert(kind: &str, account: Option<&str>, event_ms: i64, details: Json) -> AlertRow {
+        let row = [
+            Some(kind.to_owned()),
+            Some("BTCUSDT".to_owned()),
+            account.map(str::to_owned),
+            Some(event_ms.to_string()),
+            Some((event_ms + 10).to_string()),
+            Some(details.to_string()),
+        ];
+        alert_row(&row).expect("an alert row")
+    }
+
+    #[test]
+    fn trade_ids_windows_and_accounts_decide_a_match() {
+        let tick = injection("bad_tick", &[], &[5, 9], 100, 200);
+        assert!(matches(
+            &alert("bad_tick", None, 0, json!({"trade_ids": [9, 1]})),
+            &tick
+        ));
+        assert!(!matches(
+            &alert("bad_tick", None, 150, json!({"trade_ids": [6]})),
+            &tick
+        ));
+        assert!(!matches(
+            &alert("volume_burst", None, 0, json!({"trade_ids": [5]})),
+            &tick
+        ));
+        let mut other = alert("bad_tick", None, 0, json!({"trade_ids": [5]}));
+        other.symbol = "ETHUSDT".to_owned();
+        assert!(!matches(&other, &tick));
+
+        let wash = injection("wash_trade", &["a"], &[7], 100, 100);
+        assert!(matches(
+            &alert("wash_trade", Some("a"), 100, json!({"trade_ids": [7]})),
+            &wash
+        ));
+        assert!(!matches(
+            &alert("wash_trade", Some("b"), 100, json!({"trade_ids": [7]})),
+            &wash
+        ));
+        assert!(!matches(
+            &alert("wash_trade", None, 100, json!({"trade_ids": [7]})),
+            &wash
+        ));
+        // A ring's account is not checked: an alert names one of its accounts, or none.
+        let ring = injection("wash_ring", &["a", "b"], &[7, 8], 100, 900);
+        assert!(matches(
+            &alert("wash_ring", Some("z"), 900, json!({"trade_ids": [8]})),
+            &ring
+        ));
+
+        let window = injection("benford", &[], &[], 60_000, 119_999);
+        let at = |start: i64| json!({"start_ms": start, "window_ms": 60_000, "trade_ids": []});
+        assert!(matches(&alert("benford", None, 0, at(60_000)), &window));
+        assert!(matches(&alert("benford", None, 0, at(119_999)), &window));
+        assert!(!matches(&alert("benford", None, 0, at(0)), &window));
+        assert!(!matches(&alert("benford", None, 0, at(120_000)), &window));
+        // Without a window in the details: the event time within the injection.
+        assert!(matches(
+            &alert("benford", None, 119_999, json!({})),
+            &window
+        ));
+        assert!(!matches(
+            &alert("benford", None, 120_000, json!({})),
+            &window
+        ));
+    }
+
+    #[test]
+    fn recall_counts_injections_and_precision_alerts() {
+        let truth = [
+            injection("bad_tick", &[], &[1], 0, 0),
+            injection("bad_tick", &[], &[2], 0, 0),
+        ];
+        // Two alerts on the first injection, one on nothing; the second injection missed.
+        let alerts = [
+            alert("bad_tick", None, 0, json!({"trade_ids": [1]})),
+            alert("bad_tick", None, 0, json!({"trade_ids": [1]})),
+            alert("bad_tick", None, 0, json!({"trade_ids": [3]})),
+            alert("pump_and_dump", None, 0, json!({"trade_ids": [1]})),
+        ];
+        let reports = match_alerts(&truth, &alerts);
+        assert_eq!(reports.len(), 2);
+        let tick = &reports[0];
+        assert_eq!(tick.kind, "bad_tick");
+        assert_eq!(
+            (tick.injected, tick.found, tick.alerts, tick.matched),
+            (2, 1, 3, 2)
+        );
+        assert_eq!(tick.recall(), Some(0.5));
+        assert_eq!(tick.precision(), Some(2.0 / 3.0));
+        assert_eq!(tick.latencies, [10, 10]);
+        let pump = &reports[1];
+        assert_eq!(pump.kind, "pump_and_dump");
+        assert_eq!((pump.recall(), pump.precision()), (None, Some(0.0)));
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let values: Vec<i64> = (1..=200).collect();
+        assert_eq!(percentile(&values, 50.0), Some(100));
+        assert_eq!(percentile(&values, 99.0), Some(198));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+        assert!(intersect(&[1, 4, 9], &[2, 3, 9]));
+        assert!(!intersect(&[1, 4, 9], &[2, 3, 10]));
+        assert!(!intersect(&[], &[1]));
+    }
+}
