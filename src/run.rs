@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Concat, Probe};
+use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::{CommunicationConfig, WorkerConfig};
 
@@ -426,6 +426,15 @@ pub fn run(args: RunArgs) -> Result<()> {
                 &settings.quality,
                 &windows,
             );
+            // The summary counts the copies dropped where the tables do.
+            let counted = Rc::clone(&tally);
+            let rejects = checked
+                .rejects
+                .inspect(move |row| match quality::dropped_copy(row) {
+                    Some(true) => counted.borrow_mut().late_copies += 1,
+                    Some(false) => counted.borrow_mut().dropped_copies += 1,
+                    None => {}
+                });
             // --store-trades: the valid trades also go to the sink, to be archived.
             let archive = if store_trades {
                 checked.trades.clone()
@@ -436,7 +445,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             let rows = candles(checked.trades, &windows)
                 .concat(streams.candles)
                 .map(Row::from)
-                .concat(checked.rejects.map(Row::from))
+                .concat(rejects.map(Row::from))
                 .concat(checked.quality.map(Row::from))
                 .concat(archive.map(Row::from));
             commit_sink(
@@ -495,6 +504,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         bail!("reading the input failed: {error}");
     }
     let seconds = started.elapsed().as_secs_f64();
+    let total = total.with_copies_rejected(quality::DUPLICATE);
     println!("{}", summary(&total, &status, process, processes, seconds));
     if paced && !status.window_lags_ms.is_empty() {
         println!("{}", latency_line(&status.window_lags_ms, lateness_ms));

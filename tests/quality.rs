@@ -115,9 +115,10 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
     let clean = path(dir, "clean.jsonl");
     let file = path(dir, "defects.jsonl");
     let (injected, late) = inject(&clean, &file);
-    // The quality dataflow is off by default for now (README): switched on here.
+    // The default made explicit; the restart tests elsewhere switch parts off.
     std::fs::write(path(dir, "tickflow.toml"), "[quality]\nenabled = true\n").expect("config");
     let source = format!("file:{}", file.display());
+    let mut summaries = Vec::new();
     for (db, workers) in [("w1.db", "1"), ("w2.db", "2")] {
         let sink = format!("sqlite:{db}");
         let args = [
@@ -135,7 +136,8 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
             "--config",
             "tickflow.toml",
         ];
-        tickflow(dir, &[&args[..], &["--store-trades"]].concat());
+        let out = tickflow(dir, &[&args[..], &["--store-trades"]].concat());
+        summaries.push(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     // A trade held back lands late unless its partition (a chunk of the file) starts near
     // it: then the partition's clock starts there and it is on time. Which did is in the
@@ -179,6 +181,15 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
         "SELECT sum(trades) FROM candles WHERE window_ms = 10000",
     );
     assert_eq!(candle_trades[0][0], sums[6].to_string(), "each trade once");
+    // The summary line counts as the tables do: copies as duplicates, not as trades or late.
+    for summary in &summaries {
+        assert!(
+            summary.contains(&format!(" {} trades,", sums[6]))
+                && summary.contains(&format!("duplicate {}", sums[0]))
+                && summary.contains(&format!("late {}", sums[2])),
+            "{summary}"
+        );
+    }
     assert_eq!(
         rows(&path(dir, "w1.db"), QUALITY),
         rows(&path(dir, "w2.db"), QUALITY)

@@ -59,6 +59,16 @@ use tickflow_operators::window::{parse_duration, Windows};
 /// The `rejects` reason of a dropped copy.
 pub const DUPLICATE: &str = "duplicate";
 
+/// In the `detail` of a duplicate, what marks a copy that was late too.
+const LATE_COPY: &str = " (and late: ";
+
+/// Whether a `rejects` row of the quality dataflow's output is a copy it dropped: `Some(true)`
+/// for a late copy (which the source counted as late), `Some(false)` for a copy on time (which
+/// the source passed on as a trade), `None` for any other row.
+pub fn dropped_copy(row: &RejectRow) -> Option<bool> {
+    (row.reason == DUPLICATE).then(|| row.detail.contains(LATE_COPY))
+}
+
 /// The quality settings (`[quality]` in the config file).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -822,7 +832,7 @@ impl State {
                         counted.conflicting += u64::from(conflicting);
                         reject.reason = DUPLICATE.to_owned();
                         reject.detail = format!(
-                            "{} (and late: {})",
+                            "{}{LATE_COPY}{})",
                             duplicate_detail(conflicting, trade.id),
                             reject.detail
                         );

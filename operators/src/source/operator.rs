@@ -186,6 +186,11 @@ pub struct Tally {
     pub rejected: BTreeMap<&'static str, u64>,
     /// Partitions that stopped on an error, with the error.
     pub errors: Vec<String>,
+    /// Late records found to be copies of a trade already counted (rejected here as late,
+    /// written as duplicates by the quality dataflow).
+    pub late_copies: u64,
+    /// Trades passed on here and then dropped as copies by the quality dataflow.
+    pub dropped_copies: u64,
 }
 
 impl Tally {
@@ -215,6 +220,26 @@ impl Tally {
             *self.rejected.entry(reason).or_default() += n;
         }
         self.errors.extend(other.errors.iter().cloned());
+        self.late_copies += other.late_copies;
+        self.dropped_copies += other.dropped_copies;
+    }
+
+    /// The totals as the tables hold them: copies out of the trades and the late records,
+    /// counted as rejected duplicates (`reason` is their reason code).
+    pub fn with_copies_rejected(&self, reason: &'static str) -> Tally {
+        let mut t = self.clone();
+        t.trades = t.trades.saturating_sub(t.dropped_copies);
+        if let Some(late) = t.rejected.get_mut("late") {
+            *late = late.saturating_sub(t.late_copies);
+        }
+        t.rejected.retain(|_, n| *n > 0);
+        let copies = t.late_copies + t.dropped_copies;
+        if copies > 0 {
+            *t.rejected.entry(reason).or_default() += copies;
+        }
+        t.late_copies = 0;
+        t.dropped_copies = 0;
+        t
     }
 }
 
