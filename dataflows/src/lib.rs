@@ -4,6 +4,7 @@
 //! data comes from or where it goes (Kafka, files, SQLite, PostgreSQL are wired by the
 //! binary), so each can be tested against a sequential reference with timely alone.
 
+pub mod accounts;
 pub mod candles;
 
 pub use candles::candles;

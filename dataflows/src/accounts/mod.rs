@@ -1,0 +1,174 @@
+//! Account-based market-abuse rules: wash trades, velocity bursts and wash-trade rings.
+//!
+//! ```text
+//!              ┌──▶ wash_trade      (Pipeline: buyer == seller, stateless)
+//!   trades ────┼──▶ velocity_burst  (Exchange by account: per (account, symbol) counts)
+//!              └──▶ wash_ring       (differential: edges seller→buyer in a sliding window,
+//!                                    joined on (symbol, qty, account) into 2- and 3-cycles)
+//! ```
+//!
+//! Only trades that carry both a buyer and a seller account take part; public feeds carry
+//! none, so there these rules see nothing and cost almost nothing.
+//!
+//! Determinism: every rule processes a timely time only once the frontier has passed it
+//! (or, for wash trades, is a pure function of one trade), takes the trades of a time in
+//! `(time_ms, id)` order, and emits each alert at the timely time it was decided under a
+//! capability held for it. State reaches back a bounded stretch of event time, declared by
+//! [`horizon`]: replaying the input from `frontier − history_ms` re-creates exactly the
+//! alerts at times `≥ frontier`.
+//!
+//! Config: durations are integer milliseconds in keys ending in `_ms`.
+
+mod json;
+mod ring;
+mod velocity;
+mod wash_trade;
+
+use serde::Deserialize;
+use tickflow_operators::model::{Alert, Trade};
+use tickflow_operators::source::Horizon;
+use timely::dataflow::operators::core::Concatenate;
+use timely::dataflow::Stream;
+
+pub use ring::wash_rings;
+pub use velocity::{poisson_tail, velocity_bursts};
+pub use wash_trade::wash_trades;
+
+/// Settings of the account rules: the `[accounts]` table of `tickflow.toml`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountConfig {
+    /// `[accounts.wash_trade]`.
+    pub wash_trade: WashTradeConfig,
+    /// `[accounts.velocity_burst]`.
+    pub velocity_burst: VelocityConfig,
+    /// `[accounts.wash_ring]`.
+    pub wash_ring: WashRingConfig,
+}
+
+/// A trade whose buyer and seller are the same account. No threshold: the fact is the
+/// evidence.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WashTradeConfig {
+    /// Default `true`.
+    pub enabled: bool,
+}
+
+impl Default for WashTradeConfig {
+    fn default() -> Self {
+        WashTradeConfig { enabled: true }
+    }
+}
+
+/// One account in far more trades of one symbol within `window_ms` than its own recent
+/// rate explains.
+///
+/// For each trade of an account (as buyer or seller), `count` = the account's trades of that
+/// symbol in the trailing window `(t − window_ms, t]`. The expected count λ comes from the
+/// same account and symbol over the `baseline_ms` before the window (whole seconds; an
+/// account whose activity run started later is averaged over the time since its first trade,
+/// once that is at least `min_baseline_ms`), plus one pseudo-trade so a quiet account is never "certain" to be
+/// quiet: `λ = (baseline_trades + 1) · window_ms / covered_ms`. The trade is *above* when
+/// `count ≥ min_trades` and the Poisson tail `P(N ≥ count | λ) ≤ max_p_value`. An episode
+/// starts at an above trade with no above trade of the same key in the window before it;
+/// each episode gives one alert, at its first above trade.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VelocityConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// The burst window D, ms. Default 1000.
+    pub window_ms: u64,
+    /// The baseline before the window, ms, a multiple of 1000. Default 60000.
+    pub baseline_ms: u64,
+    /// No alert before an account's run has this much baseline, ms. Default 2000.
+    pub min_baseline_ms: u64,
+    /// Fewest trades in the window that can alert. Default 12.
+    pub min_trades: u32,
+    /// Largest Poisson tail probability that alerts. Default 1e-9.
+    pub max_p_value: f64,
+}
+
+impl Default for VelocityConfig {
+    fn default() -> Self {
+        VelocityConfig {
+            enabled: true,
+            window_ms: 1_000,
+            baseline_ms: 60_000,
+            min_baseline_ms: 2_000,
+            min_trades: 12,
+            max_p_value: 1e-9,
+        }
+    }
+}
+
+/// Cycles of equal-quantity trades of one symbol between 2 or 3 accounts: A→B→A or
+/// A→B→C→A (an edge runs from seller to buyer), in time order, all within `window_ms`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WashRingConfig {
+    /// Default `true`.
+    pub enabled: bool,
+    /// Longest span from the first to the last trade of a ring, ms. Default 5000 (the
+    /// injected rings span 1–5 s; every extra second admits more chance rings).
+    pub window_ms: u64,
+    /// Also look for 3-cycles. Default `true`.
+    pub triangles: bool,
+}
+
+impl Default for WashRingConfig {
+    fn default() -> Self {
+        WashRingConfig {
+            enabled: true,
+            window_ms: 5_000,
+            triangles: true,
+        }
+    }
+}
+
+/// The event-time history the account rules need re-read after a restart.
+///
+/// - wash_trade: none.
+/// - wash_ring: the ring window (a ring decided at `t` holds trades back to `t − window`).
+/// - velocity_burst: a decision at `t` reads the window and the baseline before it
+///   (`D + baseline + 1 s` of bucket alignment), the above-flags of the trades in the window
+///   before it (another `D`), and the start of the account's activity run, which a resumed
+///   run sees at most one expiry gap (`baseline + 2D + 1 s`) later than the first run did.
+pub fn horizon(config: &AccountConfig) -> Horizon {
+    let AccountConfig {
+        wash_trade: _,
+        velocity_burst,
+        wash_ring,
+    } = config;
+    let mut history_ms = 0;
+    if wash_ring.enabled {
+        history_ms = history_ms.max(wash_ring.window_ms + 1);
+    }
+    if velocity_burst.enabled {
+        history_ms = history_ms.max(velocity::history_ms(velocity_burst));
+    }
+    Horizon {
+        windows: Vec::new(),
+        history_ms,
+    }
+}
+
+/// Every account-rule alert of `trades`, which must travel at their coarsened event time.
+pub fn account_alerts<'scope>(
+    trades: Stream<'scope, u64, Vec<Trade>>,
+    config: &AccountConfig,
+) -> Stream<'scope, u64, Vec<Alert>> {
+    let scope = trades.scope();
+    let mut outputs = Vec::new();
+    if config.wash_trade.enabled {
+        outputs.push(wash_trades(trades.clone()));
+    }
+    if config.velocity_burst.enabled {
+        outputs.push(velocity_bursts(trades.clone(), &config.velocity_burst));
+    }
+    if config.wash_ring.enabled {
+        outputs.push(wash_rings(trades, &config.wash_ring));
+    }
+    scope.concatenate(outputs)
+}
