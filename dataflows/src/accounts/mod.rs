@@ -104,7 +104,16 @@ impl Default for VelocityConfig {
 }
 
 /// Cycles of equal-quantity trades of one symbol between 2 or 3 accounts: A→B→A or
-/// A→B→C→A (an edge runs from seller to buyer), in time order, all within `window_ms`.
+/// A→B→C→A (an edge runs from seller to buyer), in time order, all within `window_ms`, that
+/// chance alone would rarely produce.
+///
+/// Busy accounts trade with each other all the time, and sizes on a lot grid repeat, so
+/// equal-quantity cycles between heavy accounts happen by chance many times a second. Each
+/// ring is therefore judged on the symbol's trades in the window ending at its last trade
+/// (N trades, `n_q` of the ring's quantity, `sells(X)`/`buys(Y)` per account): the number of
+/// such rings expected by chance is
+/// `expected = Π over the ring's trades X→Y of (sells(X)·buys(Y)/N · n_q/N) · span/window`
+/// (span ≥ 1 ms), and the ring alerts when `expected ≤ max_expected`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WashRingConfig {
@@ -115,6 +124,8 @@ pub struct WashRingConfig {
     pub window_ms: u64,
     /// Also look for 3-cycles. Default `true`.
     pub triangles: bool,
+    /// Largest number of chance rings that still alerts. Default 1e-10.
+    pub max_expected: f64,
 }
 
 impl Default for WashRingConfig {
@@ -123,6 +134,7 @@ impl Default for WashRingConfig {
             enabled: true,
             window_ms: 5_000,
             triangles: true,
+            max_expected: 1e-10,
         }
     }
 }

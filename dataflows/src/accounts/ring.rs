@@ -15,7 +15,7 @@
 //! every cycle at its earliest trade makes each ring appear exactly once (no rotations), and
 //! a 3-cycle's three accounts are distinct, so it never contains a 2-cycle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
@@ -69,6 +69,7 @@ pub fn wash_rings<'scope>(
 ) -> Stream<'scope, u64, Vec<Alert>> {
     let window = config.window_ms;
     let scope = trades.scope();
+    let trades_again = trades.clone();
     let edges: VecCollection<'scope, u64, (Lot, Edge)> = trades
         .unary::<CapacityContainerBuilder<Vec<((Lot, Edge), u64, isize)>>, _, _, _>(
             Pipeline,
@@ -148,77 +149,241 @@ pub fn wash_rings<'scope>(
         rings.push(three.inner);
     }
     let rings = scope.concatenate(rings);
-    emit_rings(rings, window)
+    judge_rings(rings, trades_again, config.clone())
 }
 
-/// Stashes ring updates by time and, once the frontier has passed a time, emits one alert
-/// for every ring that appeared then: net positive, at the time its last edge entered.
-fn emit_rings<'scope>(
+
+/// The trades of one symbol in the trailing window, counted by seller, buyer and quantity:
+/// what a ring's chance statistic is computed from.
+#[derive(Debug, Default)]
+struct SymbolWindow {
+    /// `(time, seller, buyer, qty)` in `(time, id)` order.
+    trades: VecDeque<(u64, Account, Account, Fixed)>,
+    sells: FxHashMap<Account, u32>,
+    buys: FxHashMap<Account, u32>,
+    sizes: FxHashMap<Fixed, u32>,
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, u32>, key: K, up: bool) {
+    if up {
+        *map.entry(key).or_insert(0) += 1;
+    } else if let Some(n) = map.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+impl SymbolWindow {
+    fn push(&mut self, time: u64, seller: Account, buyer: Account, qty: Fixed) {
+        self.trades.push_back((time, seller, buyer, qty));
+        bump(&mut self.sells, seller, true);
+        bump(&mut self.buys, buyer, true);
+        bump(&mut self.sizes, qty, true);
+    }
+
+    /// Drops the trades at or before `time`.
+    fn expire(&mut self, time: u64) {
+        while let Some(&(t, seller, buyer, qty)) = self.trades.front() {
+            if t > time {
+                break;
+            }
+            self.trades.pop_front();
+            bump(&mut self.sells, seller, false);
+            bump(&mut self.buys, buyer, false);
+            bump(&mut self.sizes, qty, false);
+        }
+    }
+}
+
+/// How many rings like `ring` chance alone would produce (see [`WashRingConfig`]), from the
+/// symbol's trades in the window ending at the ring's last trade: `(expected, window
+/// trades, trades of the ring's quantity)`.
+pub(crate) fn chance(
+    edges: &[(u64, Account, Account)],
+    trades: u32,
+    sells: impl Fn(&Account) -> u32,
+    buys: impl Fn(&Account) -> u32,
+    of_qty: u32,
+    window_ms: u64,
+) -> f64 {
+    let n = f64::from(trades.max(1));
+    let share = f64::from(of_qty) / n;
+    let mut expected = 1.0f64;
+    for (_, seller, buyer) in edges {
+        let pair = f64::from(sells(seller)) * f64::from(buys(buyer)) / n;
+        expected *= pair * share;
+    }
+    let first = edges.first().map_or(0, |e| e.0);
+    let last = edges.last().map_or(0, |e| e.0);
+    let span = (last - first).max(1) as f64;
+    expected * span / window_ms.max(1) as f64
+}
+
+/// What one timely time brings: ring updates (with the capability to alert at that time)
+/// and the trades that feed the symbol windows.
+struct Slot {
+    capability: Option<Capability<u64>>,
+    rings: FxHashMap<Ring, isize>,
+    trades: Vec<(Symbol, u64, u64, Account, Account, Fixed)>,
+}
+
+/// Keeps the rings that appeared at a time and are unlikely by chance, once both inputs'
+/// frontiers have passed that time; one alert each.
+///
+/// Rings and trades are exchanged by symbol. For each symbol the trades and the rings of a
+/// time are merged in event-time order, so a ring is judged on exactly the trades of its
+/// symbol in `(last − window, last]`, whatever the workers or arrival order.
+fn judge_rings<'scope>(
     rings: Stream<'scope, u64, Vec<(Ring, u64, isize)>>,
-    window: u64,
+    trades: Stream<'scope, u64, Vec<Trade>>,
+    config: WashRingConfig,
 ) -> Stream<'scope, u64, Vec<Alert>> {
-    let pact = Exchange::new(|(ring, _, _): &(Ring, u64, isize)| {
-        ring.edges.first().map_or(0, |e| e.id) ^ ring.symbol.stable_hash()
-    });
-    rings.unary_frontier::<CapacityContainerBuilder<Vec<Alert>>, _, _, _>(
-        pact,
+    let ring_pact = Exchange::new(|(ring, _, _): &(Ring, u64, isize)| ring.symbol.stable_hash());
+    let trade_pact = Exchange::new(|trade: &Trade| trade.symbol.stable_hash());
+    rings.binary_frontier::<_, CapacityContainerBuilder<Vec<Alert>>, _, _, _, _>(
+        trades,
+        ring_pact,
+        trade_pact,
         "WashRings",
         move |_capability, _info| {
-            type Slot = (Capability<u64>, FxHashMap<Ring, isize>);
             let mut stash: BTreeMap<u64, Slot> = BTreeMap::new();
-            move |(input, frontier), output| {
+            let mut windows: BTreeMap<Symbol, SymbolWindow> = BTreeMap::new();
+            move |(rings, ring_frontier), (trades, trade_frontier), output| {
                 let port = output.output_index();
-                input.for_each(|capability, batch| {
+                rings.for_each(|capability, batch| {
                     for (ring, time, diff) in batch.drain(..) {
                         let appears = ring.edges.iter().map(|e| e.entered).max() == Some(time);
                         if !appears {
                             continue;
                         }
+                        let slot = stash.entry(time).or_insert_with(Slot::new);
                         // The update's time is at least the message's (differential's
-                        // invariant), so the capability can be delayed to it; held until the
-                        // frontier passes `time`, when every update of the ring at `time`
-                        // has arrived.
-                        let slot = stash
-                            .entry(time)
-                            .or_insert_with(|| (capability.delayed(&time, port), FxHashMap::default()));
-                        *slot.1.entry(ring).or_insert(0) += diff;
+                        // invariant), so the capability can be delayed to it; held until
+                        // both frontiers pass `time`, when every update of the ring at
+                        // `time` and every trade it is judged on have arrived.
+                        if slot.capability.is_none() {
+                            slot.capability = Some(capability.delayed(&time, port));
+                        }
+                        *slot.rings.entry(ring).or_insert(0) += diff;
+                    }
+                });
+                trades.for_each(|capability, batch| {
+                    let Some(&time) = capability.least() else {
+                        return;
+                    };
+                    let slot = stash.entry(time).or_insert_with(Slot::new);
+                    for trade in batch.drain(..) {
+                        let (Some(buyer), Some(seller)) = (trade.buyer, trade.seller) else {
+                            continue;
+                        };
+                        if buyer != seller {
+                            slot.trades.push((trade.symbol, trade.time_ms, trade.id, seller, buyer, trade.qty));
+                        }
                     }
                 });
                 while let Some(entry) = stash.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                    let time = *entry.key();
+                    if ring_frontier.less_equal(&time) || trade_frontier.less_equal(&time) {
                         break;
                     }
-                    let (capability, updates) = entry.remove();
-                    let mut appeared: Vec<Ring> = updates
+                    let Slot {
+                        capability,
+                        rings,
+                        mut trades,
+                    } = entry.remove();
+                    trades.sort_unstable_by_key(|&(symbol, t, id, ..)| (symbol, t, id));
+                    let mut appeared: Vec<(Symbol, u64, Ring)> = rings
                         .into_iter()
                         .filter(|&(_, diff)| diff > 0)
-                        .map(|(ring, _)| ring)
+                        .map(|(ring, _)| {
+                            let last = ring.edges.last().map_or(0, |e| e.time_ms);
+                            (ring.symbol, last, ring)
+                        })
                         .collect();
                     appeared.sort_unstable();
-                    let mut session = output.session(&capability);
-                    session.give_iterator(appeared.iter().filter_map(|r| ring_alert(r, window)));
+                    let mut alerts = Vec::new();
+                    let mut next_trade = 0;
+                    for (symbol, last, ring) in appeared {
+                        // Trades of symbols before this one, or of this one up to the ring's
+                        // last trade, enter their windows first.
+                        while let Some(&(s, t, _, seller, buyer, qty)) = trades.get(next_trade) {
+                            if (s, t) > (symbol, last) {
+                                break;
+                            }
+                            windows.entry(s).or_default().push(t, seller, buyer, qty);
+                            next_trade += 1;
+                        }
+                        let window = windows.entry(symbol).or_default();
+                        window.expire(last.saturating_sub(config.window_ms));
+                        if let Some(alert) = judge(&ring, window, &config) {
+                            alerts.push(alert);
+                        }
+                    }
+                    for &(s, t, _, seller, buyer, qty) in &trades[next_trade..] {
+                        windows.entry(s).or_default().push(t, seller, buyer, qty);
+                    }
+                    // Later rings end after `time`: what is this far back can never count.
+                    windows.retain(|_, window| {
+                        window.expire(time.saturating_sub(config.window_ms));
+                        !window.trades.is_empty()
+                    });
+                    if let Some(capability) = capability {
+                        output.session(&capability).give_iterator(alerts.into_iter());
+                    }
                 }
             }
         },
     )
 }
 
-/// The alert of one ring: about the account that sold first, at the last trade's time.
-fn ring_alert(ring: &Ring, window: u64) -> Option<Alert> {
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            capability: None,
+            rings: FxHashMap::default(),
+            trades: Vec::new(),
+        }
+    }
+}
+
+/// The alert of a ring unlikely by chance: about the account that sold first, at the last
+/// trade's time.
+fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<Alert> {
     let (Some(first), Some(last)) = (ring.edges.first(), ring.edges.last()) else {
         return None;
     };
+    let trades = window.trades.len() as u32;
+    let of_qty = window.sizes.get(&ring.qty).copied().unwrap_or(0);
+    let edges: Vec<(u64, Account, Account)> = ring.edges.iter().map(|e| (e.time_ms, e.seller, e.buyer)).collect();
+    let expected = chance(
+        &edges,
+        trades,
+        |a| window.sells.get(a).copied().unwrap_or(0),
+        |a| window.buys.get(a).copied().unwrap_or(0),
+        of_qty,
+        config.window_ms,
+    );
+    if expected > config.max_expected {
+        return None;
+    }
     let mut trade_ids: Vec<u64> = ring.edges.iter().map(|e| e.id).collect();
     trade_ids.sort_unstable();
     let span = last.time_ms - first.time_ms;
     let accounts: Vec<&str> = ring.edges.iter().map(|e| e.seller.as_str()).collect();
+    let score = (expected.max(f64::MIN_POSITIVE).log10() / config.max_expected.log10()).max(1.0);
     let details = Details::new()
         .ids("trade_ids", &trade_ids)
         .strs("accounts", accounts)
         .raw("length", ring.edges.len())
         .str("qty", &ring.qty.to_string())
         .raw("span_ms", span)
-        .raw("window_ms", window)
+        .raw("window_ms", config.window_ms)
+        .raw("window_trades", trades)
+        .raw("qty_trades", of_qty)
+        .float("expected", expected)
+        .float("max_expected", config.max_expected)
         .finish();
     Some(Alert {
         kind: AlertKind::WashRing,
@@ -231,7 +396,7 @@ fn ring_alert(ring: &Ring, window: u64) -> Option<Alert> {
         } else {
             Severity::Medium
         },
-        score: window.max(1) as f64 / span.max(1) as f64,
+        score,
         details,
         trade_ids,
     })
