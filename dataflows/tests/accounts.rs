@@ -287,7 +287,13 @@ fn sorted(mut alerts: Emitted) -> Emitted {
 /// event time coarsened to `granule`; within each time the arrival order is shuffled by
 /// `shuffle`, and worker `w` feeds every `workers`-th trade, holding its capability at the
 /// time of its next trade (a source that is never late).
-fn run(trades: &[Trade], config: &AccountConfig, granule: u64, workers: usize, shuffle: u64) -> Emitted {
+fn run(
+    trades: &[Trade],
+    config: &AccountConfig,
+    granule: u64,
+    workers: usize,
+    shuffle: u64,
+) -> Emitted {
     let mut arrivals: Vec<(u64, u64, Trade)> = {
         let mut rng = Rng(shuffle);
         trades
@@ -296,7 +302,10 @@ fn run(trades: &[Trade], config: &AccountConfig, granule: u64, workers: usize, s
             .collect()
     };
     arrivals.sort_by_key(|&(time, key, _)| (time, key));
-    let arrivals: Vec<(u64, Trade)> = arrivals.into_iter().map(|(t, _, trade)| (t, trade)).collect();
+    let arrivals: Vec<(u64, Trade)> = arrivals
+        .into_iter()
+        .map(|(t, _, trade)| (t, trade))
+        .collect();
     let arrivals = std::sync::Arc::new(arrivals);
     let config = config.clone();
     let guards = timely::execute(timely::Config::process(workers), move |worker| {
@@ -359,16 +368,23 @@ type Finding = (u64, AlertKind, Symbol, Option<Account>, u64, Vec<u64>);
 fn findings(alerts: &Emitted) -> Vec<Finding> {
     let mut out: Vec<Finding> = alerts
         .iter()
-        .map(|(time, a)| (*time, a.kind, a.symbol, a.account, a.event_ms, a.trade_ids.clone()))
+        .map(|(time, a)| {
+            (
+                *time,
+                a.kind,
+                a.symbol,
+                a.account,
+                a.event_ms,
+                a.trade_ids.clone(),
+            )
+        })
         .collect();
     out.sort();
     out
 }
 
 fn with_accounts(trades: &[Trade]) -> impl Iterator<Item = (&Trade, Account, Account)> {
-    trades
-        .iter()
-        .filter_map(|t| Some((t, t.buyer?, t.seller?)))
+    trades.iter().filter_map(|t| Some((t, t.buyer?, t.seller?)))
 }
 
 fn reference_wash(trades: &[Trade], granule: u64) -> Vec<Finding> {
@@ -376,7 +392,14 @@ fn reference_wash(trades: &[Trade], granule: u64) -> Vec<Finding> {
         .filter(|(_, b, s)| b == s)
         .map(|(t, b, _)| {
             let time = t.time_ms - t.time_ms % granule;
-            (time, AlertKind::WashTrade, t.symbol, Some(b), t.time_ms, vec![t.id])
+            (
+                time,
+                AlertKind::WashTrade,
+                t.symbol,
+                Some(b),
+                t.time_ms,
+                vec![t.id],
+            )
         })
         .collect()
 }
@@ -388,9 +411,13 @@ fn reference_velocity(trades: &[Trade], config: &AccountConfig, granule: u64) ->
     let gap = h + 2 * d + 1_000;
     let mut keys: BTreeMap<(Account, Symbol), Vec<(u64, u64)>> = BTreeMap::new();
     for (t, b, s) in with_accounts(trades) {
-        keys.entry((b, t.symbol)).or_default().push((t.time_ms, t.id));
+        keys.entry((b, t.symbol))
+            .or_default()
+            .push((t.time_ms, t.id));
         if s != b {
-            keys.entry((s, t.symbol)).or_default().push((t.time_ms, t.id));
+            keys.entry((s, t.symbol))
+                .or_default()
+                .push((t.time_ms, t.id));
         }
     }
     let mut out = Vec::new();
@@ -403,7 +430,9 @@ fn reference_velocity(trades: &[Trade], config: &AccountConfig, granule: u64) ->
             if i > 0 && tau - touches[i - 1].0 >= gap {
                 run_start = i;
             }
-            let window: Vec<usize> = (run_start..=i).filter(|&j| touches[j].0 + d > tau).collect();
+            let window: Vec<usize> = (run_start..=i)
+                .filter(|&j| touches[j].0 + d > tau)
+                .collect();
             let count = window.len() as u64;
             let b_w = tau.saturating_sub(d) / 1_000;
             let lo = b_w.saturating_sub(h / 1_000) * 1_000;
@@ -424,7 +453,14 @@ fn reference_velocity(trades: &[Trade], config: &AccountConfig, granule: u64) ->
                 let mut ids: Vec<u64> = window.iter().map(|&j| touches[j].1).collect();
                 ids.sort();
                 let time = tau - tau % granule;
-                out.push((time, AlertKind::VelocityBurst, symbol, Some(account), tau, ids));
+                out.push((
+                    time,
+                    AlertKind::VelocityBurst,
+                    symbol,
+                    Some(account),
+                    tau,
+                    ids,
+                ));
             }
         }
     }
@@ -473,7 +509,14 @@ fn reference_rings(trades: &[Trade], config: &AccountConfig, granule: u64) -> Ve
             ids.sort();
             let last = ring[ring.len() - 1].time_ms;
             let (symbol, seller) = (ring[0].symbol, ring[0].seller);
-            out.push((last - last % granule, AlertKind::WashRing, symbol, seller, last, ids));
+            out.push((
+                last - last % granule,
+                AlertKind::WashRing,
+                symbol,
+                seller,
+                last,
+                ids,
+            ));
         }
     };
     for (_, mut group) in groups {
@@ -560,7 +603,11 @@ fn rules_match_references_on_1_and_3_workers_in_any_arrival_order() {
     let market = market(&busy_spec(7));
     let config = busy_config();
     let expected = reference(&market.trades, &config, 1_000);
-    for kind in [AlertKind::WashTrade, AlertKind::VelocityBurst, AlertKind::WashRing] {
+    for kind in [
+        AlertKind::WashTrade,
+        AlertKind::VelocityBurst,
+        AlertKind::WashRing,
+    ] {
         let n = expected.iter().filter(|f| f.1 == kind).count();
         println!("{kind}: {n}");
         assert!(n >= 5, "the test market exercises {kind}: {n} findings");
@@ -568,7 +615,10 @@ fn rules_match_references_on_1_and_3_workers_in_any_arrival_order() {
     let one = run(&market.trades, &config, 1_000, 1, 1);
     assert_eq!(findings(&one), expected);
     let three = run(&market.trades, &config, 1_000, 3, 2);
-    assert_eq!(one, three, "identical alerts, details and scores on 1 and 3 workers");
+    assert_eq!(
+        one, three,
+        "identical alerts, details and scores on 1 and 3 workers"
+    );
 }
 
 #[test]
@@ -600,12 +650,25 @@ fn replaying_from_the_horizon_reproduces_every_later_alert() {
     let full = run(&market.trades, &config, 1_000, 2, 3);
     let horizon = horizon(&config);
     let last = market.trades.last().expect("trades").time_ms;
-    for frontier in [START_MS + 12_000, START_MS + 23_000, last - last % 1_000 - 4_000] {
+    for frontier in [
+        START_MS + 12_000,
+        START_MS + 23_000,
+        last - last % 1_000 - 4_000,
+    ] {
         let from = horizon.replay_from(frontier);
-        let suffix: Vec<Trade> = market.trades.iter().filter(|t| t.time_ms >= from).copied().collect();
+        let suffix: Vec<Trade> = market
+            .trades
+            .iter()
+            .filter(|t| t.time_ms >= from)
+            .copied()
+            .collect();
         let replayed = run(&suffix, &config, 1_000, 3, frontier);
         let after = |alerts: &Emitted| -> Emitted {
-            alerts.iter().filter(|(t, _)| *t >= frontier).cloned().collect()
+            alerts
+                .iter()
+                .filter(|(t, _)| *t >= frontier)
+                .cloned()
+                .collect()
         };
         assert!(!after(&full).is_empty());
         assert_eq!(after(&replayed), after(&full), "frontier {frontier}");
@@ -629,7 +692,9 @@ fn every_rule_can_be_switched_off() {
     config.wash_ring.enabled = false;
     let alerts = run(&market.trades, &config, 1_000, 1, 1);
     assert!(!alerts.is_empty());
-    assert!(alerts.iter().all(|(_, a)| a.kind == AlertKind::VelocityBurst));
+    assert!(alerts
+        .iter()
+        .all(|(_, a)| a.kind == AlertKind::VelocityBurst));
     config.velocity_burst.enabled = false;
     assert!(run(&market.trades, &config, 1_000, 1, 1).is_empty());
 }
@@ -693,20 +758,34 @@ fn quality(alerts: &Emitted, truth: &[Truth]) -> Vec<Quality> {
             && (t.kind == AlertKind::WashRing || a.account == t.account)
             && a.trade_ids.iter().any(|id| t.trade_ids.contains(id))
     };
-    [AlertKind::WashTrade, AlertKind::VelocityBurst, AlertKind::WashRing]
-        .into_iter()
-        .map(|kind| {
-            let truths: Vec<&Truth> = truth.iter().filter(|t| t.kind == kind).collect();
-            let of_kind: Vec<&Alert> = alerts.iter().map(|(_, a)| a).filter(|a| a.kind == kind).collect();
-            Quality {
-                kind,
-                truths: truths.len(),
-                found: truths.iter().filter(|t| of_kind.iter().any(|a| matches(a, t))).count(),
-                alerts: of_kind.len(),
-                true_alerts: of_kind.iter().filter(|a| truths.iter().any(|t| matches(a, t))).count(),
-            }
-        })
-        .collect()
+    [
+        AlertKind::WashTrade,
+        AlertKind::VelocityBurst,
+        AlertKind::WashRing,
+    ]
+    .into_iter()
+    .map(|kind| {
+        let truths: Vec<&Truth> = truth.iter().filter(|t| t.kind == kind).collect();
+        let of_kind: Vec<&Alert> = alerts
+            .iter()
+            .map(|(_, a)| a)
+            .filter(|a| a.kind == kind)
+            .collect();
+        Quality {
+            kind,
+            truths: truths.len(),
+            found: truths
+                .iter()
+                .filter(|t| of_kind.iter().any(|a| matches(a, t)))
+                .count(),
+            alerts: of_kind.len(),
+            true_alerts: of_kind
+                .iter()
+                .filter(|a| truths.iter().any(|t| matches(a, t)))
+                .count(),
+        }
+    })
+    .collect()
 }
 
 fn report(label: &str, spec: &Spec, alerts: &Emitted, truth: &[Truth]) -> Vec<Quality> {
@@ -834,10 +913,15 @@ fn measure_throughput_against_candles() {
                 }
                 (input, capability)
             });
-            for chunk in trades.chunk_by(|a, b| windows.coarsen(a.time_ms) == windows.coarsen(b.time_ms)) {
+            for chunk in
+                trades.chunk_by(|a, b| windows.coarsen(a.time_ms) == windows.coarsen(b.time_ms))
+            {
                 let time = windows.coarsen(chunk[0].time_ms);
                 capability.downgrade(&time);
-                input.activate().session(&capability).give_iterator(chunk.iter().copied());
+                input
+                    .activate()
+                    .session(&capability)
+                    .give_iterator(chunk.iter().copied());
                 while probe.less_than(&time.saturating_sub(2_000)) {
                     worker.step();
                 }

@@ -61,7 +61,11 @@ impl Details {
     }
 
     /// An array of strings.
-    pub(crate) fn strs<'a>(mut self, key: &str, values: impl IntoIterator<Item = &'a str>) -> Details {
+    pub(crate) fn strs<'a>(
+        mut self,
+        key: &str,
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Details {
         self.key(key);
         self.text.push('[');
         for (i, value) in values.into_iter().enumerate() {

@@ -135,23 +135,23 @@ pub fn wash_rings<'scope>(
         let out_of = edges.map(|(lot, e)| ((lot, e.seller), e)).arrange_by_key();
         let paths = into.join_core(out_of, move |&(lot, _), e1, e2| {
             (e1.before(e2) && e2.buyer != e1.seller && e2.time_ms - e1.time_ms <= window)
-                .then(|| ((lot, e2.buyer, e1.seller), (*e1, *e2)))
+                .then_some(((lot, e2.buyer, e1.seller), (*e1, *e2)))
         });
-        let three = paths
-            .arrange_by_key()
-            .join_core(forward, move |&((symbol, qty), _, _), &(e1, e2), e3| {
+        let three = paths.arrange_by_key().join_core(
+            forward,
+            move |&((symbol, qty), _, _), &(e1, e2), e3| {
                 (e2.before(e3) && e3.time_ms - e1.time_ms <= window).then(|| Ring {
                     symbol,
                     qty,
                     edges: vec![e1, e2, *e3],
                 })
-            });
+            },
+        );
         rings.push(three.inner);
     }
     let rings = scope.concatenate(rings);
     judge_rings(rings, trades_again, config.clone())
 }
-
 
 /// The trades of one symbol in the trailing window, counted by seller, buyer and quantity:
 /// what a ring's chance statistic is computed from.
@@ -279,7 +279,14 @@ fn judge_rings<'scope>(
                             continue;
                         };
                         if buyer != seller {
-                            slot.trades.push((trade.symbol, trade.time_ms, trade.id, seller, buyer, trade.qty));
+                            slot.trades.push((
+                                trade.symbol,
+                                trade.time_ms,
+                                trade.id,
+                                seller,
+                                buyer,
+                                trade.qty,
+                            ));
                         }
                     }
                 });
@@ -330,7 +337,9 @@ fn judge_rings<'scope>(
                         !window.trades.is_empty()
                     });
                     if let Some(capability) = capability {
-                        output.session(&capability).give_iterator(alerts.into_iter());
+                        output
+                            .session(&capability)
+                            .give_iterator(alerts.into_iter());
                     }
                 }
             }
@@ -356,7 +365,11 @@ fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<
     };
     let trades = window.trades.len() as u32;
     let of_qty = window.sizes.get(&ring.qty).copied().unwrap_or(0);
-    let edges: Vec<(u64, Account, Account)> = ring.edges.iter().map(|e| (e.time_ms, e.seller, e.buyer)).collect();
+    let edges: Vec<(u64, Account, Account)> = ring
+        .edges
+        .iter()
+        .map(|e| (e.time_ms, e.seller, e.buyer))
+        .collect();
     let expected = chance(
         &edges,
         trades,

@@ -176,7 +176,11 @@ impl Bursts {
         key.last_ms = time_ms;
         let window_start = time_ms.saturating_sub(window_ms);
         key.window.push_back((time_ms, id));
-        while key.window.front().is_some_and(|&(t, _)| t + window_ms <= time_ms) {
+        while key
+            .window
+            .front()
+            .is_some_and(|&(t, _)| t + window_ms <= time_ms)
+        {
             key.window.pop_front();
         }
         let second = time_ms / 1_000;
@@ -187,7 +191,11 @@ impl Bursts {
         // Baseline: the whole seconds before the one holding the window's start.
         let baseline_end = window_start / 1_000;
         let baseline_start = baseline_end.saturating_sub(baseline_ms / 1_000);
-        while key.seconds.front().is_some_and(|&(s, _)| s < baseline_start) {
+        while key
+            .seconds
+            .front()
+            .is_some_and(|&(s, _)| s < baseline_start)
+        {
             key.seconds.pop_front();
         }
         let count = key.window.len() as u64;

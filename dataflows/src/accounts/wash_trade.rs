@@ -11,7 +11,9 @@ use super::json::Details;
 
 /// One alert per trade whose buyer and seller are the same account, emitted at the trade's
 /// own time: a pure function of one trade, so no exchange and no state.
-pub fn wash_trades<'scope>(trades: Stream<'scope, u64, Vec<Trade>>) -> Stream<'scope, u64, Vec<Alert>> {
+pub fn wash_trades<'scope>(
+    trades: Stream<'scope, u64, Vec<Trade>>,
+) -> Stream<'scope, u64, Vec<Alert>> {
     trades.unary::<CapacityContainerBuilder<Vec<Alert>>, _, _, _>(
         Pipeline,
         "WashTrades",
