@@ -6,5 +6,6 @@
 
 pub mod accounts;
 pub mod candles;
+pub mod market;
 
 pub use candles::candles;
