@@ -9,10 +9,23 @@
 //! ```
 //!
 //! and at least `min_history_seconds` of baseline exist. Consecutive hot seconds are one
-//! burst (a burst that straddles a second boundary is split between two), reported once,
-//! when the first second after it is not hot. A run of more than `max_run_seconds` hot
-//! seconds is a sustained surge (a pump, a new regime), not a burst, and is not reported:
-//! that is what keeps the ×5 rate of a pump-and-dump out of this rule.
+//! burst (a burst that straddles a second boundary is split between two). A burst is short
+//! and the market is calm around it; a pump-and-dump's ×5 rate is sustained. So:
+//!
+//! - a run of more than `max_run_seconds` hot seconds is a sustained surge (a pump, a new
+//!   regime), not a burst, and is not reported;
+//! - after the second that ends a run (not checked: it may hold the tail of a burst that
+//!   straddles), each of the next `calm_seconds` seconds must hold fewer than
+//!   `max(calm_ratio · median, min_trades / 2)` trades (the median of the run's baseline);
+//!   otherwise the run was a flicker within a surge and is not reported.
+//!
+//! - the busiest sliding second (1000 ms ending at a trade) among the run's seconds and the
+//!   one ending it must hold at least `max(min_trades, window_ratio · median)` trades: a
+//!   burst is whole in one sliding second, while a flicker of a surge is not much busier
+//!   than the surge.
+//!
+//! The burst is reported once, when the last of those calm seconds closes (a decision
+//! delay of `calm_seconds + 1` seconds after the burst).
 //!
 //! Counts rather than volumes: sizes are heavy-tailed (log-normal), so one large trade would
 //! make a quiet second look like a burst; a count is what a flood of trades changes.
@@ -41,6 +54,13 @@ pub struct VolumeBurstConfig {
     pub min_trades: u32,
     /// Longest run of hot seconds still reported as a burst. Default 3.
     pub max_run_seconds: usize,
+    /// Multiple of the baseline median count the busiest sliding second must reach.
+    /// Default 8.
+    pub window_ratio: f64,
+    /// Calm seconds required after the second that ends a run. Default 2.
+    pub calm_seconds: usize,
+    /// Multiple of the baseline median count a calm second stays under. Default 3.
+    pub calm_ratio: f64,
 }
 
 impl Default for VolumeBurstConfig {
@@ -52,6 +72,9 @@ impl Default for VolumeBurstConfig {
             ratio: 4.0,
             min_trades: 12,
             max_run_seconds: 3,
+            window_ratio: 8.0,
+            calm_seconds: 2,
+            calm_ratio: 3.0,
         }
     }
 }
@@ -65,7 +88,7 @@ impl VolumeBurstConfig {
     /// How far back the rule's state reaches: a baseline before a run that may just have
     /// exceeded its longest length, and the second that ends it.
     pub(crate) fn history_ms(&self) -> u64 {
-        (self.baseline_seconds + self.max_run_seconds + 3) as u64 * 1000
+        (self.baseline_seconds + self.max_run_seconds + self.calm_seconds + 3) as u64 * 1000
     }
 }
 
@@ -78,6 +101,19 @@ struct Hot {
     threshold: f64,
 }
 
+/// A run that has ended, waiting for its calm seconds.
+#[derive(Debug)]
+struct Ending {
+    run: Vec<Hot>,
+    ids: Vec<u64>,
+    /// Calm seconds still to see.
+    remaining: usize,
+    /// Trades in the busiest sliding second.
+    busiest: u32,
+    /// A second with this many trades is not calm.
+    calm_threshold: f64,
+}
+
 /// The `volume_burst` state of one symbol.
 #[derive(Debug, Default)]
 pub(crate) struct Burst {
@@ -85,6 +121,8 @@ pub(crate) struct Burst {
     ids: Vec<u64>,
     /// The current run is longer than `max_run_seconds`.
     sustained: bool,
+    /// A run that has ended, waiting for its calm seconds.
+    ending: Option<Ending>,
     counts: Vec<f64>,
     scratch: Vec<f64>,
 }
@@ -92,7 +130,7 @@ pub(crate) struct Burst {
 impl Burst {
     /// Whether a run is open (its end must be decided even if no trade comes).
     pub(crate) fn pending(&self) -> bool {
-        !self.run.is_empty() || self.sustained
+        !self.run.is_empty() || self.sustained || self.ending.is_some()
     }
 
     /// Takes the second just closed (the last of `ring`) with the ids of its trades.
@@ -127,6 +165,18 @@ impl Burst {
         } else {
             None
         };
+        if let Some(ending) = &mut self.ending {
+            if f64::from(closed.count) >= ending.calm_threshold {
+                self.ending = None;
+            } else {
+                ending.remaining -= 1;
+                if ending.remaining == 0 {
+                    if let Some(ending) = self.ending.take() {
+                        alerts.push(alert(config, symbol, ending));
+                    }
+                }
+            }
+        }
         match hot {
             Some(hot) => {
                 if self.sustained {
@@ -141,8 +191,30 @@ impl Burst {
                 }
             }
             None => {
-                if !self.run.is_empty() {
-                    alerts.push(self.alert(config, symbol));
+                let busiest = self
+                    .run
+                    .iter()
+                    .map(|h| h.summary.busiest)
+                    .chain([closed.busiest])
+                    .max()
+                    .unwrap_or_default();
+                let median = self.run.first().map_or(0.0, |h| h.median);
+                let massive = f64::from(busiest)
+                    >= f64::from(config.min_trades).max(config.window_ratio * median);
+                if !self.run.is_empty() && !self.sustained && massive {
+                    let ending = Ending {
+                        busiest,
+                        run: std::mem::take(&mut self.run),
+                        ids: std::mem::take(&mut self.ids),
+                        remaining: config.calm_seconds,
+                        calm_threshold: (config.calm_ratio * median)
+                            .max(f64::from(config.min_trades) / 2.0),
+                    };
+                    if config.calm_seconds == 0 {
+                        alerts.push(alert(config, symbol, ending));
+                    } else {
+                        self.ending = Some(ending);
+                    }
                 }
                 self.run.clear();
                 self.ids.clear();
@@ -150,54 +222,61 @@ impl Burst {
             }
         }
     }
+}
 
-    fn alert(&mut self, config: &VolumeBurstConfig, symbol: Symbol) -> Alert {
-        self.ids.sort_unstable();
-        self.ids.dedup();
-        let first = self.run[0];
-        let trades: u64 = self.run.iter().map(|h| u64::from(h.summary.count)).sum();
-        let volume: f64 = self.run.iter().map(|h| h.summary.volume).sum();
-        let peak = self
-            .run
-            .iter()
-            .map(|h| h.summary.count)
-            .max()
-            .unwrap_or_default();
-        let score = self
-            .run
-            .iter()
-            .map(|h| f64::from(h.summary.count) / h.threshold)
-            .fold(1.0, f64::max);
-        let event_ms = self
-            .run
-            .iter()
-            .map(|h| h.summary.last_ms)
-            .max()
-            .unwrap_or_default();
-        let details = Details::new()
-            .ints("trade_ids", self.ids.iter().copied())
-            .int("start_ms", first.summary.second * 1000)
-            .int("seconds", self.run.len() as u64)
-            .int("trades", trades)
-            .num("volume", volume)
-            .int("peak_trades", u64::from(peak))
-            .num("baseline_median", first.median)
-            .num("baseline_mad", first.mad)
-            .num("ratio", config.ratio)
-            .int("min_trades", u64::from(config.min_trades))
-            .num("threshold", first.threshold)
-            .num("observed_ratio", f64::from(peak) / first.median)
-            .finish();
-        Alert {
-            kind: AlertKind::VolumeBurst,
-            symbol,
-            account: None,
-            event_ms,
-            detected_ms: 0,
-            severity: if score >= 2.0 { Severity::High } else { Severity::Medium },
-            score,
-            details,
-            trade_ids: std::mem::take(&mut self.ids),
-        }
+fn alert(config: &VolumeBurstConfig, symbol: Symbol, ending: Ending) -> Alert {
+    let Ending {
+        run,
+        mut ids,
+        busiest,
+        ..
+    } = ending;
+    ids.sort_unstable();
+    ids.dedup();
+    let first = run[0];
+    let trades: u64 = run.iter().map(|h| u64::from(h.summary.count)).sum();
+    let volume: f64 = run.iter().map(|h| h.summary.volume).sum();
+    let peak = run
+        .iter()
+        .map(|h| h.summary.count)
+        .max()
+        .unwrap_or_default();
+    let score = run
+        .iter()
+        .map(|h| f64::from(h.summary.count) / h.threshold)
+        .fold(1.0, f64::max);
+    let event_ms = run
+        .iter()
+        .map(|h| h.summary.last_ms)
+        .max()
+        .unwrap_or_default();
+    let details = Details::new()
+        .ints("trade_ids", ids.iter().copied())
+        .int("start_ms", first.summary.second * 1000)
+        .int("seconds", run.len() as u64)
+        .int("trades", trades)
+        .num("volume", volume)
+        .int("peak_trades", u64::from(peak))
+        .num("baseline_median", first.median)
+        .num("baseline_mad", first.mad)
+        .num("ratio", config.ratio)
+        .int("min_trades", u64::from(config.min_trades))
+        .num("threshold", first.threshold)
+        .num("observed_ratio", f64::from(peak) / first.median)
+        .int("busiest_sliding_second", u64::from(busiest))
+        .num("window_ratio", config.window_ratio)
+        .int("calm_seconds", config.calm_seconds as u64)
+        .num("calm_ratio", config.calm_ratio)
+        .finish();
+    Alert {
+        kind: AlertKind::VolumeBurst,
+        symbol,
+        account: None,
+        event_ms,
+        detected_ms: 0,
+        severity: if score >= 2.0 { Severity::High } else { Severity::Medium },
+        score,
+        details,
+        trade_ids: ids,
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct Summary {
     pub volume: f64,
     /// Event time of its last trade.
     pub last_ms: u64,
+    /// The most trades in any 1000 ms ending at one of its trades (a sliding second, which
+    /// holds a burst whole even when the burst straddles two seconds).
+    pub busiest: u32,
     /// Its last trade not flagged as a bad tick: `(price units, id, time_ms)`.
     pub close: Option<(i64, u64, u64)>,
 }
@@ -37,6 +40,8 @@ pub(crate) struct Seconds {
     next: Option<u64>,
     /// Ids of the open second's trades.
     pub open_ids: Vec<u64>,
+    /// Event times of the trades of the last 1000 ms.
+    recent: VecDeque<u64>,
 }
 
 impl Seconds {
@@ -47,6 +52,7 @@ impl Seconds {
             open: None,
             next: None,
             open_ids: Vec::new(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -60,6 +66,15 @@ impl Seconds {
             second,
             ..Summary::default()
         });
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| t + 1000 <= trade.time_ms)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(trade.time_ms);
+        open.busiest = open.busiest.max(self.recent.len() as u32);
         open.count += 1;
         open.volume += trade.qty.to_f64();
         open.last_ms = trade.time_ms;

@@ -5,10 +5,12 @@
 //! Windows are the tumbling windows of the largest configured size. For each window with a
 //! trade, once it is final, one [`WashStats`] row:
 //!
-//! - **Benford.** Counts `n_d` of first significant digits `d = 1..9` of the sizes, against
+//! - **Benford.** Counts `n_d` of first significant digits `d = 1..9` of the sizes that are
+//!   not round (round sizes are the other indicator's; left in, a window of round sizes would
+//!   fail Benford's law too and one anomaly would raise two alerts), against
 //!   `p_d = log10(1 + 1/d)`: Pearson's `chi2 = Σ (n_d − n·p_d)² / (n·p_d)` (8 degrees of
 //!   freedom) and Nigrini's `mad = (1/9) Σ |n_d/n − p_d|` (first-digit conformity: above 0.015
-//!   is nonconformity). Alert `benford` when `trades ≥ min_trades`, `chi2 ≥ chi2` and
+//!   is nonconformity). Alert `benford` when `Σ n_d ≥ min_trades`, `chi2 ≥ chi2` and
 //!   `mad ≥ mad` (the chi-square alone flags any tiny deviation in a large window, the MAD
 //!   alone any small window).
 //! - **Round sizes.** A size is round when it has one significant digit (1, 2, 5, 0.1, 0.5,
@@ -34,7 +36,7 @@ use super::stats::{median_sorted, Details};
 pub struct BenfordConfig {
     /// Run the rule. Default `true`.
     pub enabled: bool,
-    /// Fewest trades in the window. Default 200.
+    /// Fewest sizes that are not round in the window. Default 200.
     pub min_trades: u64,
     /// Smallest chi-square statistic (8 degrees of freedom; 35 is a p-value of ~3·10⁻⁵).
     /// Default 35.
@@ -101,9 +103,10 @@ pub struct WashStats {
     pub start_ms: u64,
     /// Trades in the window.
     pub trades: u64,
-    /// How many sizes have first significant digit 1, 2, …, 9.
+    /// How many sizes that are not round have first significant digit 1, 2, …, 9
+    /// (`trades = round + Σ first_digits`).
     pub first_digits: [u64; 9],
-    /// Pearson's chi-square of the first digits against Benford's law (8 degrees of freedom).
+    /// Pearson's chi-square of `first_digits` against Benford's law (8 degrees of freedom).
     pub chi2: f64,
     /// Nigrini's mean absolute deviation of the first-digit shares from Benford's.
     pub mad: f64,
@@ -193,8 +196,11 @@ impl Wash {
         });
         open.trades += 1;
         if let Some((digit, round)) = digits(trade.qty.0) {
-            open.first_digits[digit - 1] += 1;
-            open.round += u64::from(round);
+            if round {
+                open.round += 1;
+            } else {
+                open.first_digits[digit - 1] += 1;
+            }
         }
         open.min_id = open.min_id.min(trade.id);
         open.max_id = open.max_id.max(trade.id);
@@ -287,7 +293,7 @@ impl Wash {
         let mut ids = vec![open.min_id, open.max_id];
         ids.dedup();
         if benford_config.enabled
-            && open.trades >= benford_config.min_trades
+            && digit_total >= benford_config.min_trades
             && chi2 >= benford_config.chi2
             && mad >= benford_config.mad
         {

@@ -93,6 +93,8 @@ struct Dense {
     counts: Vec<u32>,
     volume: Vec<f64>,
     last_ms: Vec<u64>,
+    /// Most trades within 1000 ms ending at one of the second's trades (earlier trades only).
+    busiest: Vec<u32>,
     ids: Vec<Vec<u64>>,
     /// Last trade not flagged as a bad tick: (price units, id, time).
     close: Vec<Option<(i64, u64, u64)>>,
@@ -107,11 +109,17 @@ fn dense(list: &[Trade], flags: &[(bool, bool)], extra: u64) -> Dense {
         counts: vec![0; n],
         volume: vec![0.0; n],
         last_ms: vec![0; n],
+        busiest: vec![0; n],
         ids: vec![Vec::new(); n],
         close: vec![None; n],
     };
-    for (trade, &(_, bad)) in list.iter().zip(flags) {
+    let mut oldest = 0;
+    for (i, (trade, &(_, bad))) in list.iter().zip(flags).enumerate() {
         let s = (trade.time_ms / 1000 - first) as usize;
+        while list[oldest].time_ms + 1000 <= trade.time_ms {
+            oldest += 1;
+        }
+        d.busiest[s] = d.busiest[s].max((i + 1 - oldest) as u32);
         d.counts[s] += 1;
         d.volume[s] += trade.qty.to_f64();
         d.last_ms[s] = trade.time_ms;
@@ -128,17 +136,20 @@ pub fn bursts(config: &MarketConfig, trades: &[Trade]) -> Vec<Key> {
     let mut keys = Vec::new();
     for list in by_symbol(trades).values() {
         let none = vec![(false, false); list.len()];
-        let d = dense(list, &none, c.max_run_seconds as u64 + 2);
-        let hot: Vec<bool> = (0..d.counts.len())
+        let d = dense(list, &none, (c.max_run_seconds + c.calm_seconds) as u64 + 2);
+        let medians: Vec<Option<f64>> = (0..d.counts.len())
             .map(|s| {
                 let baseline: Vec<f64> = (s.saturating_sub(c.baseline_seconds)..s)
                     .map(|b| f64::from(d.counts[b]))
                     .collect();
-                if baseline.len() < c.min_history_seconds.max(1) {
-                    return false;
-                }
-                let threshold = f64::from(c.min_trades).max(c.ratio * median(baseline));
-                f64::from(d.counts[s]) >= threshold
+                (baseline.len() >= c.min_history_seconds.max(1)).then(|| median(baseline))
+            })
+            .collect();
+        let hot: Vec<bool> = (0..d.counts.len())
+            .map(|s| {
+                medians[s].is_some_and(|m| {
+                    f64::from(d.counts[s]) >= f64::from(c.min_trades).max(c.ratio * m)
+                })
             })
             .collect();
         let mut s = 0;
@@ -152,7 +163,18 @@ pub fn bursts(config: &MarketConfig, trades: &[Trade]) -> Vec<Key> {
                 s += 1;
             }
             // A run is reported when a second that is not hot ends it.
-            if s - start <= c.max_run_seconds && s < hot.len() {
+            // The `calm_seconds` after the one that ends the run stay under the calm
+            // threshold of the run's first baseline.
+            let calm = (c.calm_ratio * medians[start].expect("hot"))
+                .max(f64::from(c.min_trades) / 2.0);
+            let after = s + 1..s + 1 + c.calm_seconds;
+            let busiest = (start..=s.min(hot.len() - 1)).map(|r| d.busiest[r]).max().expect("a run");
+            let needed = f64::from(c.min_trades).max(c.window_ratio * medians[start].expect("hot"));
+            if s - start <= c.max_run_seconds
+                && f64::from(busiest) >= needed
+                && after.end <= hot.len()
+                && after.clone().all(|a| f64::from(d.counts[a]) < calm)
+            {
                 let mut ids: Vec<u64> = (start..s).flat_map(|r| d.ids[r].clone()).collect();
                 ids.sort_unstable();
                 let event = (start..s).map(|r| d.last_ms[r]).max().expect("a run");
@@ -244,8 +266,11 @@ pub fn wash_windows(trades: &[Trade], window_ms: u64) -> BTreeMap<(Symbol, u64),
         let text = format!("{}", t.qty.0);
         let significant = text.trim_end_matches('0');
         let first = significant.as_bytes()[0] - b'0';
-        entry.1[usize::from(first) - 1] += 1;
-        entry.2 += u64::from(significant.len() == 1);
+        if significant.len() == 1 {
+            entry.2 += 1;
+        } else {
+            entry.1[usize::from(first) - 1] += 1;
+        }
     }
     map
 }
@@ -274,7 +299,7 @@ pub fn wash(config: &MarketConfig, window_ms: u64, trades: &[Trade]) -> Vec<Key>
             .max_by_key(|t| (t.time_ms, t.id))
             .expect("non-empty")
             .time_ms;
-        let total = n as f64;
+        let total = digits.iter().sum::<u64>() as f64;
         let chi2: f64 = (0..9)
             .map(|d| (digits[d] as f64 - total * benford[d]).powi(2) / (total * benford[d]))
             .sum();
@@ -282,7 +307,7 @@ pub fn wash(config: &MarketConfig, window_ms: u64, trades: &[Trade]) -> Vec<Key>
             .map(|d| (digits[d] as f64 / total - benford[d]).abs())
             .sum::<f64>()
             / 9.0;
-        if bc.enabled && n >= bc.min_trades && chi2 >= bc.chi2 && mad >= bc.mad {
+        if bc.enabled && total >= bc.min_trades as f64 && chi2 >= bc.chi2 && mad >= bc.mad {
             keys.push((AlertKind::Benford, symbol, event, ids.clone()));
         }
         let previous: Vec<f64> = windows
@@ -295,9 +320,10 @@ pub fn wash(config: &MarketConfig, window_ms: u64, trades: &[Trade]) -> Vec<Key>
         }
         let usual = median(previous);
         let p = usual.max(rc.share_floor);
-        let z = (round as f64 - total * p) / (total * p * (1.0 - p)).sqrt();
-        let share = round as f64 / total;
-        if rc.enabled && n >= rc.min_trades && z >= rc.z && share - usual >= rc.min_excess {
+        let n = n as f64;
+        let z = (round as f64 - n * p) / (n * p * (1.0 - p)).sqrt();
+        let share = round as f64 / n;
+        if rc.enabled && n >= rc.min_trades as f64 && z >= rc.z && share - usual >= rc.min_excess {
             keys.push((AlertKind::RoundSizes, symbol, event, ids));
         }
     }
