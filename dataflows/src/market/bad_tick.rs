@@ -95,7 +95,12 @@ impl Window {
         }
     }
 
-    fn stats(&self, config: &BadTickConfig, values: &mut Vec<f64>, scratch: &mut Vec<f64>) -> Stats {
+    fn stats(
+        &self,
+        config: &BadTickConfig,
+        values: &mut Vec<f64>,
+        scratch: &mut Vec<f64>,
+    ) -> Stats {
         values.clear();
         values.extend(self.prices.iter().map(|&(_, p, _)| p));
         let (median, mad) = median_mad(values, scratch);
@@ -157,7 +162,9 @@ impl BadTick {
         self.raw.evict_older_than(oldest);
         self.clean.evict_older_than(oldest);
         let raw = self.raw.stats(config, &mut self.values, &mut self.scratch);
-        let clean = self.clean.stats(config, &mut self.values, &mut self.scratch);
+        let clean = self
+            .clean
+            .stats(config, &mut self.values, &mut self.scratch);
         for (trade, flag) in trades.iter().zip(flags.iter_mut()) {
             let price = trade.price.to_f64();
             let raw_flag = raw.n >= config.min_trades && (price - raw.median).abs() > raw.threshold;
@@ -166,9 +173,11 @@ impl BadTick {
                 *flag = true;
                 alerts.push(alert(config, trade, &clean, deviation));
             }
-            self.raw.push(config.trades, trade.time_ms, price, trade.price.0);
+            self.raw
+                .push(config.trades, trade.time_ms, price, trade.price.0);
             if !raw_flag {
-                self.clean.push(config.trades, trade.time_ms, price, trade.price.0);
+                self.clean
+                    .push(config.trades, trade.time_ms, price, trade.price.0);
             }
         }
     }
@@ -195,7 +204,11 @@ fn alert(config: &BadTickConfig, trade: &Trade, stats: &Stats, deviation: f64) -
         account: None,
         event_ms: trade.time_ms,
         detected_ms: 0,
-        severity: if score >= 2.0 { Severity::High } else { Severity::Medium },
+        severity: if score >= 2.0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
         score,
         details,
         trade_ids: vec![trade.id],
@@ -208,7 +221,8 @@ mod tests {
 
     #[test]
     fn decimal_steps() {
-        assert_eq!(decimal_step(4_325_010_000_000), 1_000_000);
+        assert_eq!(decimal_step(4_325_010_000_000), 10_000_000);
+        assert_eq!(decimal_step(4_325_012_000_000), 1_000_000);
         assert_eq!(decimal_step(1), 1);
         assert_eq!(decimal_step(100_000_000), 100_000_000);
     }

@@ -274,7 +274,11 @@ fn alert(config: &VolumeBurstConfig, symbol: Symbol, ending: Ending) -> Alert {
         account: None,
         event_ms,
         detected_ms: 0,
-        severity: if score >= 2.0 { Severity::High } else { Severity::Medium },
+        severity: if score >= 2.0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
         score,
         details,
         trade_ids: ids,

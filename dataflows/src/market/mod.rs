@@ -157,18 +157,44 @@ enum Finding {
 ///
 /// ```
 /// use tickflow_dataflows::market::{market_alerts, MarketConfig};
-/// use tickflow_operators::model::Trade;
+/// use tickflow_operators::model::{Fixed, Symbol, Trade};
 /// use tickflow_operators::window::Windows;
-/// use timely::dataflow::operators::capture::Extract;
+/// use timely::dataflow::operators::capture::Event;
 /// use timely::dataflow::operators::{Capture, ToStream};
 ///
 /// let windows = Windows::parse("1s,1m").unwrap();
 /// let config = MarketConfig::default();
-/// let captured = timely::example(move |scope| {
-///     let trades = Vec::<Trade>::new().to_stream(scope).container::<Vec<_>>();
-///     market_alerts(trades, &config, &windows).alerts.capture()
+/// let symbol = Symbol::new("BTCUSDT").unwrap();
+/// // 30 trades at 100.00 and one at 107.00, all in one timely time: the statistics of a time
+/// // come from earlier times only, so nothing is decided yet; the minute closes at the end.
+/// let trades: Vec<Trade> = (0..31u64)
+///     .map(|id| Trade {
+///         symbol,
+///         id,
+///         price: Fixed(if id == 30 { 10_700_000_000 } else { 10_000_000_000 }),
+///         qty: Fixed(12_345_678),
+///         time_ms: 0,
+///         buyer_maker: false,
+///         buyer: None,
+///         seller: None,
+///     })
+///     .collect();
+/// let (alerts, rows) = timely::example(move |scope| {
+///     let trades = trades.to_stream(scope).container::<Vec<_>>();
+///     let streams = market_alerts(trades, &config, &windows);
+///     (streams.alerts.capture(), streams.wash_stats.capture())
 /// });
-/// assert!(captured.extract().is_empty());
+/// fn messages<D>(events: impl Iterator<Item = Event<u64, Vec<D>>>) -> Vec<D> {
+///     events
+///         .flat_map(|event| match event {
+///             Event::Messages(_, data) => data,
+///             Event::Progress(_) => Vec::new(),
+///         })
+///         .collect()
+/// }
+/// assert!(messages(alerts.try_iter()).is_empty());
+/// let rows = messages(rows.try_iter());
+/// assert_eq!((rows.len(), rows[0].trades, rows[0].first_digits[0]), (1, 31, 31));
 /// ```
 pub fn market_alerts<'scope>(
     trades: Stream<'scope, u64, Vec<Trade>>,
@@ -182,98 +208,105 @@ pub fn market_alerts<'scope>(
         flags: Vec::new(),
     };
     let pact = Exchange::new(|trade: &Trade| trade.symbol.stable_hash());
-    let findings: Stream<'scope, u64, Vec<Finding>> = trades.unary_frontier(pact, "MarketRules", move |_capability, _info| {
-        // Trades by timely time, with the capability to emit what they decide.
-        let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Trade>)> = BTreeMap::new();
-        // Symbols that must be told that time has passed, by the time they wait for.
-        let mut wakes: BTreeMap<u64, (Capability<u64>, Vec<Symbol>)> = BTreeMap::new();
-        let mut states: FxHashMap<Symbol, SymbolState> = FxHashMap::default();
-        let mut alerts = Vec::new();
-        let mut stats = Vec::new();
-        move |(input, frontier), output| {
-            let port = output.output_index();
-            input.for_each_stamp(|capability, batches| {
-                let Some(&time) = capability.least() else {
-                    return;
-                };
-                let (_, stashed) = stash
-                    .entry(time)
-                    .or_insert_with(|| (capability.delayed(&time, port), Vec::new()));
-                for batch in batches {
-                    stashed.append(batch);
-                }
-            });
-            loop {
-                let next = match (stash.keys().next(), wakes.keys().next()) {
-                    (Some(&a), Some(&b)) => a.min(b),
-                    (Some(&a), None) | (None, Some(&a)) => a,
-                    (None, None) => break,
-                };
-                if frontier.frontier().less_equal(&next) {
-                    break;
-                }
-                let stashed = stash.remove(&next);
-                let woken = wakes.remove(&next);
-                let capability = match (&stashed, &woken) {
-                    (Some((capability, _)), _) | (None, Some((capability, _))) => {
-                        capability.clone()
+    let findings: Stream<'scope, u64, Vec<Finding>> =
+        trades.unary_frontier(pact, "MarketRules", move |_capability, _info| {
+            // Trades by timely time, with the capability to emit what they decide.
+            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Trade>)> = BTreeMap::new();
+            // Symbols that must be told that time has passed, by the time they wait for.
+            let mut wakes: BTreeMap<u64, (Capability<u64>, Vec<Symbol>)> = BTreeMap::new();
+            let mut states: FxHashMap<Symbol, SymbolState> = FxHashMap::default();
+            let mut alerts = Vec::new();
+            let mut stats = Vec::new();
+            move |(input, frontier), output| {
+                let port = output.output_index();
+                input.for_each_stamp(|capability, batches| {
+                    let Some(&time) = capability.least() else {
+                        return;
+                    };
+                    let (_, stashed) = stash
+                        .entry(time)
+                        .or_insert_with(|| (capability.delayed(&time, port), Vec::new()));
+                    for batch in batches {
+                        stashed.append(batch);
                     }
-                    (None, None) => unreachable!("one of the two holds `next`"),
-                };
-                let mut trades = stashed.map(|(_, trades)| trades).unwrap_or_default();
-                let mut symbols = woken.map(|(_, symbols)| symbols).unwrap_or_default();
-                trades.sort_unstable_by(|a, b| {
-                    (a.symbol, a.time_ms, a.id, a.price, a.qty, a.buyer_maker).cmp(&(
-                        b.symbol,
-                        b.time_ms,
-                        b.id,
-                        b.price,
-                        b.qty,
-                        b.buyer_maker,
-                    ))
                 });
-                symbols.extend(trades.iter().map(|trade| trade.symbol));
-                symbols.sort_unstable();
-                symbols.dedup();
-                let mut rest = &trades[..];
-                for symbol in symbols {
-                    let count = rest.iter().take_while(|t| t.symbol == symbol).count();
-                    let (own, later) = rest.split_at(count);
-                    rest = later;
-                    let state = states
-                        .entry(symbol)
-                        .or_insert_with(|| SymbolState::new(&rules.config));
-                    if let Some(wake) = rules.step(state, symbol, next, own, &mut alerts, &mut stats)
-                    {
-                        // The wake-up time is after `next` (see `Rules::step`), so the
-                        // capability may be delayed to it; it is dropped when it fires.
-                        wakes
-                            .entry(wake)
-                            .or_insert_with(|| (capability.delayed(&wake), Vec::new()))
-                            .1
-                            .push(symbol);
+                loop {
+                    let next = match (stash.keys().next(), wakes.keys().next()) {
+                        (Some(&a), Some(&b)) => a.min(b),
+                        (Some(&a), None) | (None, Some(&a)) => a,
+                        (None, None) => break,
+                    };
+                    if frontier.frontier().less_equal(&next) {
+                        break;
                     }
-                }
-                if !alerts.is_empty() || !stats.is_empty() {
-                    let detected_ms = now_ms();
-                    let mut session = output.session(&capability);
-                    session.give_iterator(alerts.drain(..).map(|mut alert| {
-                        alert.detected_ms = detected_ms;
-                        Finding::Alert(alert)
-                    }));
-                    session.give_iterator(stats.drain(..).map(Finding::Stats));
+                    let stashed = stash.remove(&next);
+                    let woken = wakes.remove(&next);
+                    // `next` is a key of one of the two maps, so one of them has its capability.
+                    let Some(capability) = stashed
+                        .as_ref()
+                        .map(|(capability, _)| capability)
+                        .or(woken.as_ref().map(|(capability, _)| capability))
+                        .cloned()
+                    else {
+                        break;
+                    };
+                    let mut trades = stashed.map(|(_, trades)| trades).unwrap_or_default();
+                    let mut symbols = woken.map(|(_, symbols)| symbols).unwrap_or_default();
+                    trades.sort_unstable_by(|a, b| {
+                        (a.symbol, a.time_ms, a.id, a.price, a.qty, a.buyer_maker).cmp(&(
+                            b.symbol,
+                            b.time_ms,
+                            b.id,
+                            b.price,
+                            b.qty,
+                            b.buyer_maker,
+                        ))
+                    });
+                    symbols.extend(trades.iter().map(|trade| trade.symbol));
+                    symbols.sort_unstable();
+                    symbols.dedup();
+                    let mut rest = &trades[..];
+                    for symbol in symbols {
+                        let count = rest.iter().take_while(|t| t.symbol == symbol).count();
+                        let (own, later) = rest.split_at(count);
+                        rest = later;
+                        let state = states
+                            .entry(symbol)
+                            .or_insert_with(|| SymbolState::new(&rules.config));
+                        if let Some(wake) =
+                            rules.step(state, symbol, next, own, &mut alerts, &mut stats)
+                        {
+                            // The wake-up time is after `next` (see `Rules::step`), so the
+                            // capability may be delayed to it; it is dropped when it fires.
+                            wakes
+                                .entry(wake)
+                                .or_insert_with(|| (capability.delayed(&wake), Vec::new()))
+                                .1
+                                .push(symbol);
+                        }
+                    }
+                    if !alerts.is_empty() || !stats.is_empty() {
+                        let detected_ms = now_ms();
+                        let mut session = output.session(&capability);
+                        session.give_iterator(alerts.drain(..).map(|mut alert| {
+                            alert.detected_ms = detected_ms;
+                            Finding::Alert(alert)
+                        }));
+                        session.give_iterator(stats.drain(..).map(Finding::Stats));
+                    }
                 }
             }
-        }
-    });
-    let alerts: Stream<'scope, u64, Vec<Alert>> = findings.clone().flat_map(|finding| match finding {
-        Finding::Alert(alert) => Some(alert),
-        Finding::Stats(_) => None,
-    });
-    let wash_stats: Stream<'scope, u64, Vec<WashStats>> = findings.flat_map(|finding| match finding {
-        Finding::Alert(_) => None,
-        Finding::Stats(stats) => Some(stats),
-    });
+        });
+    let alerts: Stream<'scope, u64, Vec<Alert>> =
+        findings.clone().flat_map(|finding| match finding {
+            Finding::Alert(alert) => Some(alert),
+            Finding::Stats(_) => None,
+        });
+    let wash_stats: Stream<'scope, u64, Vec<WashStats>> =
+        findings.flat_map(|finding| match finding {
+            Finding::Alert(_) => None,
+            Finding::Stats(stats) => Some(stats),
+        });
     MarketStreams { alerts, wash_stats }
 }
 
@@ -401,9 +434,7 @@ impl Rules {
         // The earliest end of something still open; it is after `known`, since everything
         // ending by then was just closed.
         let pending = [
-            seconds_enabled
-                .then(|| seconds.pending_end_ms())
-                .flatten(),
+            seconds_enabled.then(|| seconds.pending_end_ms()).flatten(),
             burst.pending().then(|| seconds.next_end_ms()).flatten(),
             wash.pending_end_ms(*window_ms),
         ]

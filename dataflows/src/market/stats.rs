@@ -98,13 +98,19 @@ mod tests {
     fn median_and_mad_of_small_samples() {
         let mut scratch = Vec::new();
         assert_eq!(median_mad(&mut [3.0, 1.0, 2.0], &mut scratch), (2.0, 1.0));
-        assert_eq!(median_mad(&mut [1.0, 2.0, 4.0, 10.0], &mut scratch), (3.0, 1.5));
+        assert_eq!(
+            median_mad(&mut [1.0, 2.0, 4.0, 10.0], &mut scratch),
+            (3.0, 1.5)
+        );
         let details = Details::new()
             .ints("trade_ids", [1, 2])
             .num("x", 0.5)
             .num("nan", f64::NAN)
             .decimal("p", "1.5")
             .finish();
-        assert_eq!(details, r#"{"trade_ids":[1,2],"x":0.5,"nan":null,"p":"1.5"}"#);
+        assert_eq!(
+            details,
+            r#"{"trade_ids":[1,2],"x":0.5,"nan":null,"p":"1.5"}"#
+        );
     }
 }

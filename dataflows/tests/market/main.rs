@@ -173,9 +173,18 @@ fn every_rule_matches_its_sequential_reference_on_1_and_3_workers() {
     let (trades, _) = small_market(7);
     let config = MarketConfig::default();
     let one = run(&trades, &config, "1s,1m", 1, None);
-    assert_eq!(one.keys(AlertKind::BadTick), reference::bad_ticks(&config, 1000, &trades));
-    assert_eq!(one.keys(AlertKind::VolumeBurst), reference::bursts(&config, &trades));
-    assert_eq!(one.keys(AlertKind::PumpAndDump), reference::pumps(&config, 1000, &trades));
+    assert_eq!(
+        one.keys(AlertKind::BadTick),
+        reference::bad_ticks(&config, 1000, &trades)
+    );
+    assert_eq!(
+        one.keys(AlertKind::VolumeBurst),
+        reference::bursts(&config, &trades)
+    );
+    assert_eq!(
+        one.keys(AlertKind::PumpAndDump),
+        reference::pumps(&config, 1000, &trades)
+    );
     let mut wash = one.keys(AlertKind::Benford);
     wash.extend(one.keys(AlertKind::RoundSizes));
     wash.sort();
@@ -189,7 +198,10 @@ fn every_rule_matches_its_sequential_reference_on_1_and_3_workers() {
     assert_eq!(one.stats.len(), windows.len());
     for (_, row) in &one.stats {
         let (n, digits, round) = windows[&(row.symbol, row.start_ms)];
-        assert_eq!((row.trades, row.first_digits, row.round), (n, digits, round));
+        assert_eq!(
+            (row.trades, row.first_digits, row.round),
+            (n, digits, round)
+        );
     }
     for (time, row) in &one.stats {
         assert_eq!(*time, row.time_of_close());
@@ -225,7 +237,15 @@ fn a_finer_granule_gives_the_same_alerts_and_rows() {
             .alerts
             .iter()
             .filter(|(_, a)| a.kind != AlertKind::BadTick)
-            .map(|(_, a)| (a.kind, a.symbol, a.event_ms, a.trade_ids.clone(), a.details.clone()))
+            .map(|(_, a)| {
+                (
+                    a.kind,
+                    a.symbol,
+                    a.event_ms,
+                    a.trade_ids.clone(),
+                    a.details.clone(),
+                )
+            })
             .collect();
         v.sort();
         v
@@ -251,11 +271,25 @@ fn a_run_resumed_from_the_horizon_emits_the_same_alerts_from_its_frontier_on() {
     for minutes in [13u64, 22, 29] {
         let frontier = synth::T0 + minutes * 60_000 + 17_000;
         let from = horizon.replay_from(frontier);
-        let suffix: Vec<Trade> = trades.iter().filter(|t| t.time_ms >= from).copied().collect();
+        let suffix: Vec<Trade> = trades
+            .iter()
+            .filter(|t| t.time_ms >= from)
+            .copied()
+            .collect();
         let resumed = run(&suffix, &config, "1s,1m", 3, Some(minutes));
         let later = |o: &Output| Output {
-            alerts: o.alerts.iter().filter(|(t, _)| *t >= frontier).cloned().collect(),
-            stats: o.stats.iter().filter(|(t, _)| *t >= frontier).cloned().collect(),
+            alerts: o
+                .alerts
+                .iter()
+                .filter(|(t, _)| *t >= frontier)
+                .cloned()
+                .collect(),
+            stats: o
+                .stats
+                .iter()
+                .filter(|(t, _)| *t >= frontier)
+                .cloned()
+                .collect(),
         };
         let expected = later(&full);
         checked += expected.alerts.len();
@@ -277,7 +311,10 @@ fn rules_switched_off_stay_silent() {
     assert!(!output.stats.is_empty());
     // Without bad-tick flags the pump rule reads every price; it still agrees with the
     // reference given the same switch.
-    assert_eq!(output.keys(AlertKind::PumpAndDump), reference::pumps(&config, 1000, &trades));
+    assert_eq!(
+        output.keys(AlertKind::PumpAndDump),
+        reference::pumps(&config, 1000, &trades)
+    );
 }
 
 /// Small random markets for the property test: a random walk in ticks with spikes,
@@ -293,11 +330,11 @@ fn random_market() -> impl Strategy<Value = Vec<Trade>> {
         for (s, (gap, move_ticks, lots, event)) in rows {
             price[s] = (price[s] + move_ticks).max(10);
             let (gap, spike) = match event {
-                0 => (gap * 30, 0),          // a pause
-                1 => (gap, price[s] / 10),   // a spike up
-                2 => (gap, -price[s] / 10),  // a spike down
-                3..=12 => (gap % 20, 0),     // a flood
-                13 => (gap, price[s] / 40),  // a step up
+                0 => (gap * 30, 0),         // a pause
+                1 => (gap, price[s] / 10),  // a spike up
+                2 => (gap, -price[s] / 10), // a spike down
+                3..=12 => (gap % 20, 0),    // a flood
+                13 => (gap, price[s] / 40), // a step up
                 _ => (gap, 0),
             };
             if event == 13 {
@@ -305,7 +342,11 @@ fn random_market() -> impl Strategy<Value = Vec<Trade>> {
             }
             time[s] += gap;
             id[s] += 1;
-            let p = if event == 1 || event == 2 { price[s] + spike } else { price[s] };
+            let p = if event == 1 || event == 2 {
+                price[s] + spike
+            } else {
+                price[s]
+            };
             trades.push(Trade {
                 symbol: symbols[s],
                 id: id[s],
@@ -375,7 +416,10 @@ fn matches(alert: &Alert, truth: &synth::Truth) -> bool {
     }
     match truth.window_start {
         Some(start) => alert.event_ms - alert.event_ms % 60_000 == start,
-        None => alert.trade_ids.iter().any(|id| truth.ids.binary_search(id).is_ok()),
+        None => alert
+            .trade_ids
+            .iter()
+            .any(|id| truth.ids.binary_search(id).is_ok()),
     }
 }
 
@@ -389,11 +433,18 @@ fn precision_and_recall_on_synthetic_injections() {
     }
     let output = run(&trades, &config, "1s,1m", 2, Some(9));
     println!("{} trades, {} injections", trades.len(), truths.len());
-    println!("{:<14} {:>6} {:>6} {:>9} {:>9}", "kind", "truth", "alerts", "recall", "precision");
+    println!(
+        "{:<14} {:>6} {:>6} {:>9} {:>9}",
+        "kind", "truth", "alerts", "recall", "precision"
+    );
     for kind in synth::KINDS {
         let kind_truths: Vec<&synth::Truth> = truths.iter().filter(|t| t.kind == kind).collect();
-        let alerts: Vec<&Alert> =
-            output.alerts.iter().map(|(_, a)| a).filter(|a| a.kind == kind).collect();
+        let alerts: Vec<&Alert> = output
+            .alerts
+            .iter()
+            .map(|(_, a)| a)
+            .filter(|a| a.kind == kind)
+            .collect();
         let found = kind_truths
             .iter()
             .filter(|t| alerts.iter().any(|a| matches(a, t)))
@@ -408,7 +459,10 @@ fn precision_and_recall_on_synthetic_injections() {
             .filter(|a| kind_truths.iter().any(|t| matches(a, t)))
             .map(|a| a.score)
             .fold(f64::INFINITY, f64::min);
-        println!("{:<14} weakest true alert: score {weakest:.2}", kind.as_str());
+        println!(
+            "{:<14} weakest true alert: score {weakest:.2}",
+            kind.as_str()
+        );
         let recall = found as f64 / kind_truths.len() as f64;
         let precision = right as f64 / alerts.len().max(1) as f64;
         println!(
@@ -419,18 +473,39 @@ fn precision_and_recall_on_synthetic_injections() {
             recall,
             precision
         );
-        for a in alerts.iter().filter(|a| !kind_truths.iter().any(|t| matches(a, t))).take(3) {
-            println!("  unmatched: {} {} {}", a.symbol, a.event_ms, a.details.chars().take(300).collect::<String>());
+        for a in alerts
+            .iter()
+            .filter(|a| !kind_truths.iter().any(|t| matches(a, t)))
+            .take(3)
+        {
+            println!(
+                "  unmatched: {} {} {}",
+                a.symbol,
+                a.event_ms,
+                a.details.chars().take(300).collect::<String>()
+            );
         }
-        assert!(recall >= 0.99 && precision >= 0.99, "{kind}: recall {recall}, precision {precision}");
+        assert!(
+            recall >= 0.99 && precision >= 0.99,
+            "{kind}: recall {recall}, precision {precision}"
+        );
     }
 
     let (clean, _) = synth::market(4242, &SPECS, 100, false);
     let output = run(&clean, &config, "1s,1m", 2, Some(10));
     let per_million = output.alerts.len() as f64 * 1e6 / clean.len() as f64;
-    println!("clean: {} trades, {} alerts, {per_million:.2} per million trades", clean.len(), output.alerts.len());
+    println!(
+        "clean: {} trades, {} alerts, {per_million:.2} per million trades",
+        clean.len(),
+        output.alerts.len()
+    );
     for (_, a) in output.alerts.iter().take(5) {
-        println!("  {} {} {}", a.kind, a.symbol, a.details.chars().take(200).collect::<String>());
+        println!(
+            "  {} {} {}",
+            a.kind,
+            a.symbol,
+            a.details.chars().take(200).collect::<String>()
+        );
     }
 }
 
@@ -512,4 +587,3 @@ fn cost_next_to_candles() {
         market / candles
     );
 }
-

@@ -79,7 +79,12 @@ pub fn bad_ticks(config: &MarketConfig, granule: u64, trades: &[Trade]) -> Vec<K
     for list in by_symbol(trades).values() {
         for (trade, (_, alert)) in list.iter().zip(bad_tick_flags(config, granule, list)) {
             if alert {
-                keys.push((AlertKind::BadTick, trade.symbol, trade.time_ms, vec![trade.id]));
+                keys.push((
+                    AlertKind::BadTick,
+                    trade.symbol,
+                    trade.time_ms,
+                    vec![trade.id],
+                ));
             }
         }
     }
@@ -165,10 +170,13 @@ pub fn bursts(config: &MarketConfig, trades: &[Trade]) -> Vec<Key> {
             // A run is reported when a second that is not hot ends it.
             // The `calm_seconds` after the one that ends the run stay under the calm
             // threshold of the run's first baseline.
-            let calm = (c.calm_ratio * medians[start].expect("hot"))
-                .max(f64::from(c.min_trades) / 2.0);
+            let calm =
+                (c.calm_ratio * medians[start].expect("hot")).max(f64::from(c.min_trades) / 2.0);
             let after = s + 1..s + 1 + c.calm_seconds;
-            let busiest = (start..=s.min(hot.len() - 1)).map(|r| d.busiest[r]).max().expect("a run");
+            let busiest = (start..=s.min(hot.len() - 1))
+                .map(|r| d.busiest[r])
+                .max()
+                .expect("a run");
             let needed = f64::from(c.min_trades).max(c.window_ratio * medians[start].expect("hot"));
             if s - start <= c.max_run_seconds
                 && f64::from(busiest) >= needed
@@ -232,7 +240,9 @@ pub fn pumps(config: &MarketConfig, granule: u64, trades: &[Trade]) -> Vec<Key> 
             if a < c.baseline_seconds || c.baseline_seconds == 0 {
                 continue;
             }
-            let base_trades: u64 = (a - c.baseline_seconds..a).map(|s| u64::from(d.counts[s])).sum();
+            let base_trades: u64 = (a - c.baseline_seconds..a)
+                .map(|s| u64::from(d.counts[s]))
+                .sum();
             let base_volume: f64 = (a - c.baseline_seconds..a).map(|s| d.volume[s]).sum();
             if base_trades < c.min_baseline_trades || base_volume <= 0.0 {
                 continue;
@@ -277,7 +287,9 @@ pub fn wash_windows(trades: &[Trade], window_ms: u64) -> BTreeMap<(Symbol, u64),
 
 pub fn wash(config: &MarketConfig, window_ms: u64, trades: &[Trade]) -> Vec<Key> {
     let windows = wash_windows(trades, window_ms);
-    let benford: Vec<f64> = (1..=9).map(|d| (1.0 + 1.0 / f64::from(d)).log10()).collect();
+    let benford: Vec<f64> = (1..=9)
+        .map(|d| (1.0 + 1.0 / f64::from(d)).log10())
+        .collect();
     let mut keys = Vec::new();
     let rc = &config.round_sizes;
     let bc = &config.benford;
@@ -311,7 +323,12 @@ pub fn wash(config: &MarketConfig, window_ms: u64, trades: &[Trade]) -> Vec<Key>
             keys.push((AlertKind::Benford, symbol, event, ids.clone()));
         }
         let previous: Vec<f64> = windows
-            .range((symbol, start.saturating_sub(rc.previous_windows as u64 * window_ms))..(symbol, start))
+            .range(
+                (
+                    symbol,
+                    start.saturating_sub(rc.previous_windows as u64 * window_ms),
+                )..(symbol, start),
+            )
             .filter(|(_, &(n, _, _))| n >= rc.min_trades)
             .map(|(_, &(n, _, r))| r as f64 / n as f64)
             .collect();

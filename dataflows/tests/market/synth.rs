@@ -192,7 +192,15 @@ pub fn market(seed: u64, specs: &[Spec], slots: u64, inject: bool) -> (Vec<Trade
     let mut truths = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         let mut rng = Rng::new(seed.wrapping_mul(1000).wrapping_add(index as u64));
-        symbol_market(&mut rng, index, spec, slots, inject, &mut trades, &mut truths);
+        symbol_market(
+            &mut rng,
+            index,
+            spec,
+            slots,
+            inject,
+            &mut trades,
+            &mut truths,
+        );
     }
     (trades, truths)
 }
@@ -373,10 +381,4 @@ fn symbol_market(
             window_start: Some(start),
         });
     }
-}
-
-/// Lot size in units of 10^-8, for reading sizes back.
-#[allow(dead_code)]
-pub fn lot_of(spec: &Spec) -> f64 {
-    10f64.powi(-(spec.lot_decimals as i32))
 }
