@@ -145,6 +145,9 @@ pub struct MarketStreams<'scope> {
     pub wash_stats: Stream<'scope, u64, Vec<WashStats>>,
 }
 
+/// The trades of one timely time, by symbol.
+type BySymbol = FxHashMap<Symbol, Vec<Trade>>;
+
 /// What the rules operator emits.
 #[derive(Clone, Debug)]
 enum Finding {
@@ -210,8 +213,8 @@ pub fn market_alerts<'scope>(
     let pact = Exchange::new(|trade: &Trade| trade.symbol.stable_hash());
     let findings: Stream<'scope, u64, Vec<Finding>> =
         trades.unary_frontier(pact, "MarketRules", move |_capability, _info| {
-            // Trades by timely time, with the capability to emit what they decide.
-            let mut stash: BTreeMap<u64, (Capability<u64>, Vec<Trade>)> = BTreeMap::new();
+            // Trades by timely time and symbol, with the capability to emit what they decide.
+            let mut stash: BTreeMap<u64, (Capability<u64>, BySymbol)> = BTreeMap::new();
             // Symbols that must be told that time has passed, by the time they wait for.
             let mut wakes: BTreeMap<u64, (Capability<u64>, Vec<Symbol>)> = BTreeMap::new();
             let mut states: FxHashMap<Symbol, SymbolState> = FxHashMap::default();
@@ -225,9 +228,9 @@ pub fn market_alerts<'scope>(
                     };
                     let (_, stashed) = stash
                         .entry(time)
-                        .or_insert_with(|| (capability.delayed(&time, port), Vec::new()));
-                    for batch in batches {
-                        stashed.append(batch);
+                        .or_insert_with(|| (capability.delayed(&time, port), BySymbol::default()));
+                    for trade in batches.flat_map(|batch| batch.drain(..)) {
+                        stashed.entry(trade.symbol).or_default().push(trade);
                     }
                 });
                 loop {
@@ -250,26 +253,35 @@ pub fn market_alerts<'scope>(
                     else {
                         break;
                     };
-                    let mut trades = stashed.map(|(_, trades)| trades).unwrap_or_default();
-                    let mut symbols = woken.map(|(_, symbols)| symbols).unwrap_or_default();
-                    trades.sort_unstable_by(|a, b| {
-                        (a.symbol, a.time_ms, a.id, a.price, a.qty, a.buyer_maker).cmp(&(
-                            b.symbol,
-                            b.time_ms,
-                            b.id,
-                            b.price,
-                            b.qty,
-                            b.buyer_maker,
-                        ))
+                    let mut groups: Vec<(Symbol, Vec<Trade>)> = stashed
+                        .map(|(_, by_symbol)| by_symbol.into_iter().collect())
+                        .unwrap_or_default();
+                    // Symbols woken without trades of their own at this time.
+                    for symbol in woken.map(|(_, symbols)| symbols).unwrap_or_default() {
+                        groups.push((symbol, Vec::new()));
+                    }
+                    groups.sort_unstable_by_key(|(symbol, _)| *symbol);
+                    groups.dedup_by(|later, first| {
+                        // A symbol both woken and with trades is there twice, once without
+                        // trades: one entry with all of them.
+                        if later.0 == first.0 {
+                            first.1.append(&mut later.1);
+                            true
+                        } else {
+                            false
+                        }
                     });
-                    symbols.extend(trades.iter().map(|trade| trade.symbol));
-                    symbols.sort_unstable();
-                    symbols.dedup();
-                    let mut rest = &trades[..];
-                    for symbol in symbols {
-                        let count = rest.iter().take_while(|t| t.symbol == symbol).count();
-                        let (own, later) = rest.split_at(count);
-                        rest = later;
+                    for (symbol, mut own) in groups {
+                        own.sort_unstable_by(|a, b| {
+                            (a.time_ms, a.id, a.price, a.qty, a.buyer_maker).cmp(&(
+                                b.time_ms,
+                                b.id,
+                                b.price,
+                                b.qty,
+                                b.buyer_maker,
+                            ))
+                        });
+                        let own = &own[..];
                         let state = states
                             .entry(symbol)
                             .or_insert_with(|| SymbolState::new(&rules.config));

@@ -130,15 +130,19 @@ fn digits(units: i64) -> Option<(usize, bool)> {
     if units <= 0 {
         return None;
     }
-    let mut u = units;
-    while u % 10 == 0 {
-        u /= 10;
+    // Divisions by constants compile to multiplications; a few steps strip the zeros.
+    let mut u = units as u64;
+    while u % 100_000_000 == 0 {
+        u /= 100_000_000;
+    }
+    for step in [10_000, 100, 10] {
+        if u % step == 0 {
+            u /= step;
+        }
     }
     let round = u < 10;
-    while u >= 10 {
-        u /= 10;
-    }
-    Some((u as usize, round))
+    let first = u / 10u64.pow(u.ilog10());
+    Some((first as usize, round))
 }
 
 /// The window being filled.
@@ -367,6 +371,9 @@ mod tests {
         assert_eq!(digits(123_000_000), Some((1, false))); // 1.23
         assert_eq!(digits(9), Some((9, true))); // 0.00000009
         assert_eq!(digits(0), None);
+        assert_eq!(digits(i64::MAX), Some((9, false)));
+        assert_eq!(digits(7_000_000_000_000_000_000), Some((7, true)));
+        assert_eq!(digits(120_000_000_000_000_000), Some((1, false)));
         let p = benford();
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
