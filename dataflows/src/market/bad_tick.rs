@@ -22,7 +22,9 @@
 use std::collections::VecDeque;
 
 use serde::Deserialize;
-use tickflow_operators::model::{Alert, AlertKind, Severity, Trade};
+use tickflow_operators::model::{Alert, AlertKind, Severity};
+
+use super::Tick as Trade;
 
 use super::stats::{median_mad, Details, MAD_TO_SIGMA};
 

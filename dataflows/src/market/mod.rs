@@ -35,8 +35,8 @@ mod wash;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
-use serde::Deserialize;
-use tickflow_operators::model::{Alert, Symbol, Trade};
+use serde::{Deserialize, Serialize};
+use tickflow_operators::model::{Alert, Fixed, Symbol, Trade};
 use tickflow_operators::source::{now_ms, Horizon};
 use tickflow_operators::window::Windows;
 use timely::dataflow::channels::pact::Exchange;
@@ -146,7 +146,29 @@ pub struct MarketStreams<'scope> {
 }
 
 /// The trades of one timely time, by symbol.
-type BySymbol = FxHashMap<Symbol, Vec<Trade>>;
+type BySymbol = FxHashMap<Symbol, Vec<Tick>>;
+
+/// What the rules read of a trade: half the bytes of a [`Trade`] to exchange (no accounts).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct Tick {
+    pub time_ms: u64,
+    pub id: u64,
+    pub price: Fixed,
+    pub qty: Fixed,
+    pub symbol: Symbol,
+}
+
+impl From<&Trade> for Tick {
+    fn from(trade: &Trade) -> Tick {
+        Tick {
+            time_ms: trade.time_ms,
+            id: trade.id,
+            price: trade.price,
+            qty: trade.qty,
+            symbol: trade.symbol,
+        }
+    }
+}
 
 /// What the rules operator emits.
 #[derive(Clone, Debug)]
@@ -210,9 +232,10 @@ pub fn market_alerts<'scope>(
         granule: windows.granule(),
         flags: Vec::new(),
     };
-    let pact = Exchange::new(|trade: &Trade| trade.symbol.stable_hash());
+    let pact = Exchange::new(|tick: &Tick| tick.symbol.stable_hash());
+    let ticks: Stream<'scope, u64, Vec<Tick>> = trades.map(|trade| Tick::from(&trade));
     let findings: Stream<'scope, u64, Vec<Finding>> =
-        trades.unary_frontier(pact, "MarketRules", move |_capability, _info| {
+        ticks.unary_frontier(pact, "MarketRules", move |_capability, _info| {
             // Trades by timely time and symbol, with the capability to emit what they decide.
             let mut stash: BTreeMap<u64, (Capability<u64>, BySymbol)> = BTreeMap::new();
             // Symbols that must be told that time has passed, by the time they wait for.
@@ -253,7 +276,7 @@ pub fn market_alerts<'scope>(
                     else {
                         break;
                     };
-                    let mut groups: Vec<(Symbol, Vec<Trade>)> = stashed
+                    let mut groups: Vec<(Symbol, Vec<Tick>)> = stashed
                         .map(|(_, by_symbol)| by_symbol.into_iter().collect())
                         .unwrap_or_default();
                     // Symbols woken without trades of their own at this time.
@@ -272,15 +295,8 @@ pub fn market_alerts<'scope>(
                         }
                     });
                     for (symbol, mut own) in groups {
-                        own.sort_unstable_by(|a, b| {
-                            (a.time_ms, a.id, a.price, a.qty, a.buyer_maker).cmp(&(
-                                b.time_ms,
-                                b.id,
-                                b.price,
-                                b.qty,
-                                b.buyer_maker,
-                            ))
-                        });
+                        // By `(time_ms, id)`, then the rest: a total order.
+                        own.sort_unstable();
                         let own = &own[..];
                         let state = states
                             .entry(symbol)
@@ -388,7 +404,7 @@ impl Rules {
         state: &mut SymbolState,
         symbol: Symbol,
         time: u64,
-        trades: &[Trade],
+        trades: &[Tick],
         alerts: &mut Vec<Alert>,
         stats: &mut Vec<WashStats>,
     ) -> Option<u64> {

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use tickflow_operators::model::Trade;
+use super::Tick as Trade;
 
 /// A closed second.
 #[derive(Debug, Clone, Copy, Default)]

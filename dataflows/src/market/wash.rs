@@ -26,7 +26,9 @@
 use std::collections::VecDeque;
 
 use serde::Deserialize;
-use tickflow_operators::model::{Alert, AlertKind, Severity, Symbol, Trade};
+use tickflow_operators::model::{Alert, AlertKind, Severity, Symbol};
+
+use super::Tick as Trade;
 
 use super::stats::{median_sorted, Details};
 
@@ -132,11 +134,11 @@ fn digits(units: i64) -> Option<(usize, bool)> {
     }
     // Divisions by constants compile to multiplications; a few steps strip the zeros.
     let mut u = units as u64;
-    while u % 100_000_000 == 0 {
+    while u.is_multiple_of(100_000_000) {
         u /= 100_000_000;
     }
     for step in [10_000, 100, 10] {
-        if u % step == 0 {
+        if u.is_multiple_of(step) {
             u /= step;
         }
     }
