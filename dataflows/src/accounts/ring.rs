@@ -21,7 +21,9 @@ use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use tickflow_operators::model::{Account, Alert, AlertKind, Fixed, Severity, Symbol, Trade};
+use tickflow_operators::model::{
+    Account, Alert, AlertKind, Fixed, InlineStr, Severity, Symbol, Trade,
+};
 use tickflow_operators::source::now_ms;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -33,13 +35,30 @@ use timely::dataflow::Stream;
 use super::json::Details;
 use super::WashRingConfig;
 
+/// A symbol or account as the joins key it: the pinned hash first, so that ordering two
+/// (which arrangements do all the time) compares integers, not text, nearly always.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct Name {
+    hash: u64,
+    text: InlineStr,
+}
+
+impl Name {
+    fn new(text: InlineStr) -> Name {
+        Name {
+            hash: text.stable_hash(),
+            text,
+        }
+    }
+}
+
 /// One trade as an edge of the account graph, from seller to buyer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct Edge {
     time_ms: u64,
     id: u64,
-    seller: Account,
-    buyer: Account,
+    seller: Name,
+    buyer: Name,
     /// The timely time the edge entered the window: a ring appears when its last edge does.
     entered: u64,
 }
@@ -51,12 +70,12 @@ impl Edge {
 }
 
 /// Symbol and quantity: the part of a key all edges of one ring share.
-type Lot = (Symbol, Fixed);
+type Lot = (Name, Fixed);
 
 /// A cycle of trades in time order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ring {
-    symbol: Symbol,
+    symbol: Name,
     qty: Fixed,
     edges: Vec<Edge>,
 }
@@ -91,11 +110,11 @@ pub fn wash_rings<'scope>(
                             let edge = Edge {
                                 time_ms: trade.time_ms,
                                 id: trade.id,
-                                seller,
-                                buyer,
+                                seller: Name::new(seller),
+                                buyer: Name::new(buyer),
                                 entered: time,
                             };
-                            let lot = (trade.symbol, trade.qty);
+                            let lot = (Name::new(trade.symbol), trade.qty);
                             // Present while a later trade within the window may close a ring
                             // with it: a trade at event time ≤ time_ms + window travels at a
                             // timely time ≤ that.
@@ -240,7 +259,7 @@ fn judge_rings<'scope>(
     trades: Stream<'scope, u64, Vec<Trade>>,
     config: WashRingConfig,
 ) -> Stream<'scope, u64, Vec<Alert>> {
-    let ring_pact = Exchange::new(|(ring, _, _): &(Ring, u64, isize)| ring.symbol.stable_hash());
+    let ring_pact = Exchange::new(|(ring, _, _): &(Ring, u64, isize)| ring.symbol.hash);
     let trade_pact = Exchange::new(|trade: &Trade| trade.symbol.stable_hash());
     rings.binary_frontier::<_, CapacityContainerBuilder<Vec<Alert>>, _, _, _, _>(
         trades,
@@ -306,7 +325,7 @@ fn judge_rings<'scope>(
                         .filter(|&(_, diff)| diff > 0)
                         .map(|(ring, _)| {
                             let last = ring.edges.last().map_or(0, |e| e.time_ms);
-                            (ring.symbol, last, ring)
+                            (ring.symbol.text, last, ring)
                         })
                         .collect();
                     appeared.sort_unstable();
@@ -368,7 +387,7 @@ fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<
     let edges: Vec<(u64, Account, Account)> = ring
         .edges
         .iter()
-        .map(|e| (e.time_ms, e.seller, e.buyer))
+        .map(|e| (e.time_ms, e.seller.text, e.buyer.text))
         .collect();
     let expected = chance(
         &edges,
@@ -384,7 +403,7 @@ fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<
     let mut trade_ids: Vec<u64> = ring.edges.iter().map(|e| e.id).collect();
     trade_ids.sort_unstable();
     let span = last.time_ms - first.time_ms;
-    let accounts: Vec<&str> = ring.edges.iter().map(|e| e.seller.as_str()).collect();
+    let accounts: Vec<&str> = ring.edges.iter().map(|e| e.seller.text.as_str()).collect();
     let score = (expected.max(f64::MIN_POSITIVE).log10() / config.max_expected.log10()).max(1.0);
     let details = Details::new()
         .ids("trade_ids", &trade_ids)
@@ -400,8 +419,8 @@ fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<
         .finish();
     Some(Alert {
         kind: AlertKind::WashRing,
-        symbol: ring.symbol,
-        account: Some(first.seller),
+        symbol: ring.symbol.text,
+        account: Some(first.seller.text),
         event_ms: last.time_ms,
         detected_ms: now_ms(),
         severity: if ring.edges.len() > 2 {
