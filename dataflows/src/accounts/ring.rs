@@ -21,9 +21,7 @@ use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use tickflow_operators::model::{
-    Account, Alert, AlertKind, Fixed, InlineStr, Severity, Symbol, Trade,
-};
+use tickflow_operators::model::{Account, Alert, AlertKind, Fixed, InlineStr, Severity, Trade};
 use tickflow_operators::source::now_ms;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -37,10 +35,30 @@ use super::WashRingConfig;
 
 /// A symbol or account as the joins key it: the pinned hash first, so that ordering two
 /// (which arrangements do all the time) compares integers, not text, nearly always.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct Name {
     hash: u64,
     text: InlineStr,
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Equal hashes are nearly always equal names: check that byte-wise before the text
+        // comparison (which validates UTF-8 on every call).
+        self.hash.cmp(&other.hash).then_with(|| {
+            if self.text == other.text {
+                std::cmp::Ordering::Equal
+            } else {
+                self.text.cmp(&other.text)
+            }
+        })
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Name {
@@ -118,7 +136,10 @@ pub fn wash_rings<'scope>(
                             // Present while a later trade within the window may close a ring
                             // with it: a trade at event time ≤ time_ms + window travels at a
                             // timely time ≤ that.
-                            let leaves = time.max(trade.time_ms) + window + 1;
+                            // Rounded up to a whole second: far fewer distinct times for
+                            // the arrangements to hold apart (the joins check exact spans).
+                            let leaves =
+                                (time.max(trade.time_ms) + window + 1).next_multiple_of(1_000);
                             session.give(((lot, edge), time, 1));
                             session.give(((lot, edge), leaves, -1));
                         }
@@ -245,7 +266,7 @@ pub(crate) fn chance(
 struct Slot {
     capability: Option<Capability<u64>>,
     rings: FxHashMap<Ring, isize>,
-    trades: Vec<(Symbol, u64, u64, Account, Account, Fixed)>,
+    trades: Vec<(Name, u64, u64, Account, Account, Fixed)>,
 }
 
 /// Keeps the rings that appeared at a time and are unlikely by chance, once both inputs'
@@ -268,7 +289,7 @@ fn judge_rings<'scope>(
         "WashRings",
         move |_capability, _info| {
             let mut stash: BTreeMap<u64, Slot> = BTreeMap::new();
-            let mut windows: BTreeMap<Symbol, SymbolWindow> = BTreeMap::new();
+            let mut windows: BTreeMap<Name, SymbolWindow> = BTreeMap::new();
             move |(rings, ring_frontier), (trades, trade_frontier), output| {
                 let port = output.output_index();
                 rings.for_each(|capability, batch| {
@@ -299,7 +320,7 @@ fn judge_rings<'scope>(
                         };
                         if buyer != seller {
                             slot.trades.push((
-                                trade.symbol,
+                                Name::new(trade.symbol),
                                 trade.time_ms,
                                 trade.id,
                                 seller,
@@ -320,12 +341,12 @@ fn judge_rings<'scope>(
                         mut trades,
                     } = entry.remove();
                     trades.sort_unstable_by_key(|&(symbol, t, id, ..)| (symbol, t, id));
-                    let mut appeared: Vec<(Symbol, u64, Ring)> = rings
+                    let mut appeared: Vec<(Name, u64, Ring)> = rings
                         .into_iter()
                         .filter(|&(_, diff)| diff > 0)
                         .map(|(ring, _)| {
                             let last = ring.edges.last().map_or(0, |e| e.time_ms);
-                            (ring.symbol.text, last, ring)
+                            (ring.symbol, last, ring)
                         })
                         .collect();
                     appeared.sort_unstable();

@@ -101,7 +101,9 @@ pub fn velocity_bursts<'scope>(
                     }
                     let time = *entry.key();
                     let (capability, mut touches) = entry.remove();
-                    touches.sort_unstable();
+                    // Keys are independent and a key never sees one (time, id) twice, so this
+                    // order decides everything (and compares no text).
+                    touches.sort_unstable_by_key(|touch| (touch.time_ms, touch.id));
                     let mut session = output.session(&capability);
                     for touch in touches {
                         if let Some(alert) = state.touch(touch) {
