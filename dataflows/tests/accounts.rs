@@ -1000,6 +1000,15 @@ fn measure_throughput_against_candles() {
         let rate = timed(rule, only(rule));
         println!("ratio {rule} alone / candles = {:.3}", rate / candles);
     }
+    let mut pairs_only = only("wash_ring");
+    if let Some(config) = pairs_only.as_mut() {
+        config.wash_ring.triangles = false;
+    }
+    let rate = timed("wash_ring without triangles", pairs_only);
+    println!(
+        "ratio wash_ring without triangles / candles = {:.3}",
+        rate / candles
+    );
     let accounts = timed("account_alerts", Some(AccountConfig::default()));
     println!("peak RSS after account_alerts: {} kB", peak_rss_kb());
     println!("ratio account_alerts / candles = {:.3}", accounts / candles);
