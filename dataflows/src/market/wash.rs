@@ -27,6 +27,8 @@ use std::collections::VecDeque;
 
 use serde::Deserialize;
 use tickflow_operators::model::{Alert, AlertKind, Severity, Symbol};
+use tickflow_operators::schema::tables::{self, decimal_text};
+use tickflow_operators::schema::{Row, Value};
 
 use super::Tick as Trade;
 
@@ -93,8 +95,7 @@ impl Default for RoundSizesConfig {
     }
 }
 
-/// The wash-trading indicators of one symbol in one window: a row of the table the lead
-/// writes them to.
+/// The wash-trading indicators of one symbol in one window: a row of `wash_stats`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WashStats {
     /// The symbol.
@@ -120,6 +121,40 @@ pub struct WashStats {
     pub expected_share: Option<f64>,
     /// Binomial z-score of `round` against `expected_share` (floored); `None` with it.
     pub z: Option<f64>,
+}
+
+impl From<WashStats> for Row {
+    fn from(w: WashStats) -> Row {
+        let WashStats {
+            symbol,
+            window_ms,
+            start_ms,
+            trades,
+            first_digits,
+            chi2,
+            mad,
+            round,
+            round_share,
+            expected_share,
+            z,
+        } = w;
+        let mut values = Vec::with_capacity(tables::WASH_STATS.columns.len());
+        values.extend([symbol.as_str().into(), window_ms.into(), start_ms.into()]);
+        values.push(trades.into());
+        values.extend(first_digits.map(Value::from));
+        values.extend([
+            Value::Decimal(decimal_text(chi2)),
+            Value::Decimal(decimal_text(mad)),
+            round.into(),
+            Value::Decimal(decimal_text(round_share)),
+            expected_share.map_or(Value::Null, |p| Value::Decimal(decimal_text(p))),
+            z.map_or(Value::Null, |z| Value::Decimal(decimal_text(z))),
+        ]);
+        Row {
+            table: tables::WASH_STATS.id(),
+            values,
+        }
+    }
 }
 
 /// Benford's first-digit probabilities, `log10(1 + 1/d)` for `d = 1..9`.
@@ -378,5 +413,34 @@ mod tests {
         assert_eq!(digits(120_000_000_000_000_000), Some((1, false)));
         let p = benford();
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_wash_stats_row_has_the_declared_columns() {
+        let stats = WashStats {
+            symbol: Symbol::new("BTCUSDT").expect("short"),
+            window_ms: 60_000,
+            start_ms: 120_000,
+            trades: 10,
+            first_digits: [1, 2, 0, 0, 0, 0, 0, 0, 3],
+            chi2: 1.5,
+            mad: 0.25,
+            round: 4,
+            round_share: 0.4,
+            expected_share: None,
+            z: Some(-2.0),
+        };
+        let row = Row::from(stats);
+        assert_eq!(row.table, tables::WASH_STATS.id());
+        let names: Vec<&str> = tables::WASH_STATS.columns.iter().map(|c| c.name).collect();
+        assert_eq!(row.values.len(), names.len());
+        let value = |name: &str| &row.values[names.iter().position(|n| *n == name).expect(name)];
+        assert_eq!(value("symbol"), &Value::Text("BTCUSDT".to_owned()));
+        assert_eq!(value("d1"), &Value::from(1u64));
+        assert_eq!(value("d9"), &Value::from(3u64));
+        assert_eq!(value("chi2"), &Value::Decimal("1.500000".to_owned()));
+        assert_eq!(value("round"), &Value::from(4u64));
+        assert_eq!(value("expected_share"), &Value::Null);
+        assert_eq!(value("z"), &Value::Decimal("-2.000000".to_owned()));
     }
 }
