@@ -46,6 +46,18 @@ pub struct AccountConfig {
     pub wash_ring: WashRingConfig,
 }
 
+impl AccountConfig {
+    /// Whether any rule runs: with none, [`account_alerts`] need not be built at all.
+    pub fn any_enabled(&self) -> bool {
+        let AccountConfig {
+            wash_trade,
+            velocity_burst,
+            wash_ring,
+        } = self;
+        wash_trade.enabled || velocity_burst.enabled || wash_ring.enabled
+    }
+}
+
 /// A trade whose buyer and seller are the same account. No threshold: the fact is the
 /// evidence.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -75,6 +75,22 @@ pub struct MarketConfig {
 }
 
 impl MarketConfig {
+    /// Whether any rule runs: with none, [`market_alerts`] need not be built at all.
+    pub fn any_enabled(&self) -> bool {
+        let MarketConfig {
+            bad_tick,
+            volume_burst,
+            pump_and_dump,
+            benford,
+            round_sizes,
+        } = self;
+        bad_tick.enabled
+            || volume_burst.enabled
+            || pump_and_dump.enabled
+            || benford.enabled
+            || round_sizes.enabled
+    }
+
     fn wash_enabled(&self) -> bool {
         self.benford.enabled || self.round_sizes.enabled
     }
