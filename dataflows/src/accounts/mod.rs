@@ -7,8 +7,9 @@
 //!                                    joined on (symbol, qty, account) into 2- and 3-cycles)
 //! ```
 //!
-//! Only trades that carry both a buyer and a seller account take part; public feeds carry
-//! none, so there these rules see nothing and cost almost nothing.
+//! Only trades that carry both a buyer and a seller account take part (the others are dropped
+//! before the rules, where they arrive); public feeds carry none, so there these rules see
+//! nothing and cost almost nothing.
 //!
 //! Determinism: every rule processes a timely time only once the frontier has passed it
 //! (or, for wash trades, is a pure function of one trade), takes the trades of a time in
@@ -27,7 +28,10 @@ mod wash_trade;
 use serde::Deserialize;
 use tickflow_operators::model::{Alert, Trade};
 use tickflow_operators::source::Horizon;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::core::Concatenate;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 pub use ring::wash_rings;
@@ -193,6 +197,22 @@ pub fn account_alerts<'scope>(
     config: &AccountConfig,
 ) -> Stream<'scope, u64, Vec<Alert>> {
     let scope = trades.scope();
+    // Every rule ignores a trade without both accounts: dropped once here, where it arrives,
+    // so a public feed (no accounts at all) is neither copied to each rule nor exchanged.
+    let trades = trades.unary::<CapacityContainerBuilder<Vec<Trade>>, _, _, _>(
+        Pipeline,
+        "WithAccounts",
+        |_capability, _info| {
+            move |input, output| {
+                input.for_each(|capability, batch| {
+                    let with_accounts = batch
+                        .drain(..)
+                        .filter(|trade| trade.buyer.is_some() && trade.seller.is_some());
+                    output.session(&capability).give_iterator(with_accounts);
+                });
+            }
+        },
+    );
     let mut outputs = Vec::new();
     if config.wash_trade.enabled {
         outputs.push(wash_trades(trades.clone()));
