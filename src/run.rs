@@ -533,7 +533,13 @@ fn abuse_rows<'scope>(
     let scope = trades.scope();
     let mut rows = Vec::new();
     if settings.market.any_enabled() {
-        let market = market::market_alerts(trades.clone(), &settings.market, windows);
+        // The quality dataflow, when on, hands each trade out on the worker its symbol's
+        // hash picks, where the market rules would exchange it to: no second exchange.
+        let market = if settings.quality.enabled {
+            market::market_alerts_by_symbol(trades.clone(), &settings.market, windows)
+        } else {
+            market::market_alerts(trades.clone(), &settings.market, windows)
+        };
         rows.push(market.alerts.map(Row::from));
         rows.push(market.wash_stats.map(Row::from));
     }

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use tickflow_operators::model::{Alert, Fixed, Symbol, Trade};
 use tickflow_operators::source::{now_ms, Horizon};
 use tickflow_operators::window::Windows;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeline};
 use timely::dataflow::operators::core::Map;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
@@ -242,13 +242,37 @@ pub fn market_alerts<'scope>(
     config: &MarketConfig,
     windows: &Windows,
 ) -> MarketStreams<'scope> {
+    let pact = Exchange::new(|tick: &Tick| tick.symbol.stable_hash());
+    market_rules(trades, config, windows, pact)
+}
+
+/// [`market_alerts`] for trades that are already on the worker that
+/// `Exchange::new(|t| t.symbol.stable_hash())` sends them to, as the trades out of
+/// [`crate::quality::quality`] are when it is enabled: the same results without a second
+/// exchange. Fed any other way, a symbol's trades would be judged apart on several workers.
+pub fn market_alerts_by_symbol<'scope>(
+    trades: Stream<'scope, u64, Vec<Trade>>,
+    config: &MarketConfig,
+    windows: &Windows,
+) -> MarketStreams<'scope> {
+    market_rules(trades, config, windows, Pipeline)
+}
+
+fn market_rules<'scope, P>(
+    trades: Stream<'scope, u64, Vec<Trade>>,
+    config: &MarketConfig,
+    windows: &Windows,
+    pact: P,
+) -> MarketStreams<'scope>
+where
+    P: ParallelizationContract<u64, Vec<Tick>>,
+{
     let mut rules = Rules {
         config: config.clone(),
         window_ms: wash_window_ms(windows),
         granule: windows.granule(),
         flags: Vec::new(),
     };
-    let pact = Exchange::new(|tick: &Tick| tick.symbol.stable_hash());
     let ticks: Stream<'scope, u64, Vec<Tick>> = trades.map(|trade| Tick::from(&trade));
     let findings: Stream<'scope, u64, Vec<Finding>> =
         ticks.unary_frontier(pact, "MarketRules", move |_capability, _info| {

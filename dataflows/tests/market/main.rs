@@ -14,11 +14,13 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use tickflow_dataflows::candles;
-use tickflow_dataflows::market::{horizon, market_alerts, MarketConfig, WashStats};
+use tickflow_dataflows::market::{
+    horizon, market_alerts, market_alerts_by_symbol, MarketConfig, WashStats,
+};
 use tickflow_operators::model::{Alert, AlertKind, Fixed, Symbol, Trade};
 use tickflow_operators::window::Windows;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::core::{Inspect, UnorderedInput};
+use timely::dataflow::operators::core::{Exchange, Inspect, UnorderedInput};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
@@ -79,6 +81,19 @@ fn run(
     workers: usize,
     disorder: Option<u64>,
 ) -> Output {
+    run_routed(trades, config, windows, workers, disorder, false)
+}
+
+/// [`run`]; with `by_symbol`, the trades are exchanged by symbol first (as the quality
+/// dataflow hands them out) and go through [`market_alerts_by_symbol`].
+fn run_routed(
+    trades: &[Trade],
+    config: &MarketConfig,
+    windows: &str,
+    workers: usize,
+    disorder: Option<u64>,
+    by_symbol: bool,
+) -> Output {
     let mut arrivals: Vec<(u64, u64, Trade)> = match disorder {
         Some(seed) => {
             let mut rng = Rng::new(seed);
@@ -108,7 +123,12 @@ fn run(
         let (mut input, mut capability) = worker.dataflow::<u64, _, _>(|scope| {
             let ((input, capability), trades) =
                 scope.new_unordered_input::<CapacityContainerBuilder<Vec<Trade>>>();
-            let streams = market_alerts(trades, &config, &windows);
+            let streams = if by_symbol {
+                let trades = trades.exchange(|t: &Trade| t.symbol.stable_hash());
+                market_alerts_by_symbol(trades, &config, &windows)
+            } else {
+                market_alerts(trades, &config, &windows)
+            };
             streams
                 .alerts
                 .inspect_core(move |event| {
@@ -209,6 +229,9 @@ fn every_rule_matches_its_sequential_reference_on_1_and_3_workers() {
 
     let three = run(&trades, &config, "1s,1m", 3, Some(11));
     assert_eq!(one, three);
+    // Trades already partitioned by symbol need no exchange of the rules' own.
+    let by_symbol = run_routed(&trades, &config, "1s,1m", 3, Some(11), true);
+    assert_eq!(one, by_symbol);
     let shuffled = run(&trades, &config, "1s,1m", 1, Some(12));
     assert_eq!(one, shuffled);
 }
