@@ -314,6 +314,7 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     );
     let expected = candles(&path(dir, "ref.db"));
     let url = fresh_database("tf_crash");
+    let config = common::abuse_rules_off(dir);
     // A new seed each run (set TICKFLOW_TEST_SEED to repeat one).
     let seed: u64 = std::env::var("TICKFLOW_TEST_SEED")
         .ok()
@@ -331,9 +332,12 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
         "2",
         "--windows",
         "1s,10s",
-        // A short dedup horizon: offsets then move every 10 s of this 150 s market.
+        // A short dedup horizon: offsets then move every 10 s of this 150 s market. The
+        // abuse rules remember minutes: off, for the same reason.
         "--dedup-horizon",
         "1s",
+        "--config",
+        config,
         "--store-trades",
         "--quiet",
     ];
