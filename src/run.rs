@@ -9,25 +9,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Concat, Inspect, Probe};
-use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Stream};
 use timely::{CommunicationConfig, WorkerConfig};
 
-use tickflow_dataflows::{candles, quality};
+use tickflow_dataflows::{accounts, candles, market, quality};
 
 use tickflow_operators::file::{FileError, FileSource};
 use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
 use tickflow_operators::hash::StableHasher;
 use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
-use tickflow_operators::model::Symbol;
+use tickflow_operators::model::{Symbol, Trade};
 use tickflow_operators::parse::Format;
 use tickflow_operators::postgres::{redact, PostgresWriter};
 use tickflow_operators::schema::{tables, Row};
 use tickflow_operators::sink::{commit_sink, NoneWriter, SinkOptions, SinkStatus, Writer};
 use tickflow_operators::sink::{Identity, StoredProgress};
 use tickflow_operators::source::{
-    now_ms, partitioned_source, Counters, Discover, GeneratedPartition, Partition, Resumed,
-    SourceConfig, Tally,
+    now_ms, partitioned_source, Counters, Discover, GeneratedPartition, Horizon, Partition,
+    Resumed, SourceConfig, Tally,
 };
 use tickflow_operators::sqlite::SqliteWriter;
 use tickflow_operators::window::{format_duration, parse_duration, Windows};
@@ -310,8 +310,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 
     // What the dataflows must re-read after a restart: the open windows, and the history
-    // the quality checks remember.
-    let horizon = candles::horizon(&windows).max(&quality::horizon(&settings.quality, &windows));
+    // the quality checks and the abuse rules remember.
+    let horizon = replay_horizon(&settings, &windows);
     let started = Instant::now();
     let input = Arc::new(input);
     let config = timely::Config {
@@ -441,12 +441,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             } else {
                 timely::dataflow::operators::generic::operator::empty(scope)
             };
+            // The deduplicated trades feed the candles and the abuse rules alike.
+            let abuse = abuse_rows(checked.trades.clone(), &settings, &windows);
             // Every table's rows into the one sink input.
             let rows = candles(checked.trades, &windows)
                 .concat(streams.candles)
                 .map(Row::from)
                 .concat(rejects.map(Row::from))
                 .concat(checked.quality.map(Row::from))
+                .concat(abuse)
                 .concat(archive.map(Row::from));
             commit_sink(
                 rows,
@@ -512,6 +515,50 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The event-time history a resumed run re-reads: the open windows, and the longest
+/// history any enabled dataflow's state depends on, begun on a timely time (the trades of a
+/// time are all read or none).
+fn replay_horizon(settings: &Settings, windows: &Windows) -> Horizon {
+    let Settings {
+        quality,
+        market,
+        accounts,
+    } = settings;
+    let mut horizon = candles::horizon(windows)
+        .max(&quality::horizon(quality, windows))
+        .max(&market::horizon(market, windows))
+        .max(&accounts::horizon(accounts));
+    let granule = windows.granule();
+    horizon.history_ms = horizon.history_ms.div_ceil(granule) * granule;
+    horizon
+}
+
+/// The `alerts` and `wash_stats` rows of the market-abuse rules over `trades` (each trade
+/// once, at its coarsened event time); no operator at all for a family switched off.
+fn abuse_rows<'scope>(
+    trades: Stream<'scope, u64, Vec<Trade>>,
+    settings: &Settings,
+    windows: &Windows,
+) -> Stream<'scope, u64, Vec<Row>> {
+    let scope = trades.scope();
+    let mut rows = Vec::new();
+    if settings.market.any_enabled() {
+        // The quality dataflow, when on, hands each trade out on the worker its symbol's
+        // hash picks, where the market rules would exchange it to: no second exchange.
+        let market = if settings.quality.enabled {
+            market::market_alerts_by_symbol(trades.clone(), &settings.market, windows)
+        } else {
+            market::market_alerts(trades.clone(), &settings.market, windows)
+        };
+        rows.push(market.alerts.map(Row::from));
+        rows.push(market.wash_stats.map(Row::from));
+    }
+    if settings.accounts.any_enabled() {
+        rows.push(accounts::account_alerts(trades, &settings.accounts).map(Row::from));
+    }
+    scope.concatenate(rows)
+}
+
 /// Percentiles of the time from a window's end to its commit. With the paced generator event
 /// time follows the wall clock, so this is the result latency a user sees; it includes the
 /// allowed lateness, which a window must wait for by definition.
@@ -548,7 +595,7 @@ fn summary(t: &Tally, s: &SinkStatus, process: usize, processes: usize, seconds:
         String::new()
     };
     format!(
-        "tickflow: done{who} in {seconds:.2}s: {} events read, {} trades, {} candle rows read, {skipped} skipped{}, {rejected} rejected{}, {} candles and {} rejects written{} in {} commits ({:.2}s in the sink's writer), {:.0} events/s",
+        "tickflow: done{who} in {seconds:.2}s: {} events read, {} trades, {} candle rows read, {skipped} skipped{}, {rejected} rejected{}, {} candles and {} rejects written{}{} in {} commits ({:.2}s in the sink's writer), {:.0} events/s",
         t.records,
         t.trades,
         t.candles,
@@ -558,6 +605,11 @@ fn summary(t: &Tally, s: &SinkStatus, process: usize, processes: usize, seconds:
         s.rows(&tables::REJECTS),
         if s.rows(&tables::TRADES) > 0 {
             format!(", {} trades archived", s.rows(&tables::TRADES))
+        } else {
+            String::new()
+        },
+        if s.rows(&tables::ALERTS) > 0 {
+            format!(", {} alerts", s.rows(&tables::ALERTS))
         } else {
             String::new()
         },

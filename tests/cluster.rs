@@ -21,6 +21,20 @@ const WINDOWS: &str = "1s,10s";
 const DEDUP_HORIZON: &str = "1s";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh");
 
+/// A config file with the abuse rules off, for the same reason as [`DEDUP_HORIZON`]: their
+/// minutes of history would hold the resume offsets until the end (see
+/// [`common::ABUSE_RULES_OFF`]).
+fn rules_off() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-test");
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let file = dir.join("rules-off.toml");
+        std::fs::write(&file, ABUSE_RULES_OFF).expect("config written");
+        file.display().to_string()
+    })
+}
+
 /// One cluster at a time: a kill must land mid-run, and two clusters at once on a small
 /// machine would only make each slower.
 fn serial() -> MutexGuard<'static, ()> {
@@ -57,6 +71,8 @@ fn input() -> &'static Input {
                 WINDOWS,
                 "--dedup-horizon",
                 DEDUP_HORIZON,
+                "--config",
+                rules_off(),
             ],
         );
         let reference = candles(&dir.join("reference.db"));
@@ -172,6 +188,8 @@ fn a_survivor_stops_with_one_line_naming_the_lost_process_and_exit_code_1() {
                         WINDOWS,
                         "--dedup-horizon",
                         DEDUP_HORIZON,
+                        "--config",
+                        rules_off(),
                         "--quiet",
                     ])
                     .args(["--source", &source, "--sink", "sqlite:d.db"])
@@ -240,6 +258,8 @@ fn cluster_sh_restarts_a_cluster_that_lost_a_process_and_ends_with_the_reference
                 WINDOWS,
                 "--dedup-horizon",
                 DEDUP_HORIZON,
+                "--config",
+                rules_off(),
             ])
             .arg("--source")
             .arg(format!("file:{}", input.file.display()))
@@ -325,6 +345,8 @@ fn ctrl_c_stops_the_cluster_gracefully_without_restarting_it() {
                 WINDOWS,
                 "--dedup-horizon",
                 DEDUP_HORIZON,
+                "--config",
+                rules_off(),
                 "--source",
                 &source,
             ])

@@ -489,6 +489,7 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
     let dir = dir.path();
     let file = generate(dir, "t.jsonl", 1_000_000);
     let file_source = format!("file:{}", file.display());
+    let config = abuse_rules_off(dir);
     for (name, source) in [
         ("gen", vec!["--rate", "0", "--events", "1000000"]),
         ("file", vec!["--source", file_source.as_str()]),
@@ -511,6 +512,9 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
                 // the end, for the replay of dedup state).
                 "--dedup-horizon",
                 "1s",
+                // The abuse rules remember minutes: off, for the same reason.
+                "--config",
+                config,
                 "--store-trades",
                 "--sink",
                 sink,

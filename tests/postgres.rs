@@ -217,9 +217,28 @@ fn an_older_database_is_migrated_and_a_newer_one_refused() {
 fn the_sql_examples_run_and_return_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let source = trades_and(dir, 200_000, b"not json\n");
+    // With the generator's anomalies (and so accounts), for `alerts_by_kind.sql`.
+    tickflow(
+        dir,
+        &[
+            "generate",
+            "--out",
+            "t.jsonl",
+            "--events",
+            "200000",
+            "--defects",
+            "0",
+            "--anomalies",
+            "0.0002",
+        ],
+    );
+    let file = path(dir, "t.jsonl");
+    let mut text = std::fs::read(&file).expect("read");
+    text.extend_from_slice(b"not json\n");
+    std::fs::write(&file, text).expect("write");
+    let source = format!("file:{}", file.display());
     let url = fresh_database("tf_examples");
-    // The quality dataflow is off by default for now: on, for `quality_trend.sql`.
+    // Quality on (the default, explicit here), for `quality_trend.sql`.
     std::fs::write(dir.join("tickflow.toml"), "[quality]\nenabled = true\n").expect("config");
     run(
         dir,
@@ -242,7 +261,7 @@ fn the_sql_examples_run_and_return_rows() {
         assert!(!rows.is_empty(), "{} returns no rows", file.display());
         ran += 1;
     }
-    assert!(ran >= 4, "only {ran} examples found");
+    assert!(ran >= 6, "only {ran} examples found");
     // `tickflow sql` queries PostgreSQL too, printing values as PostgreSQL renders them.
     let sql = |query: &str| {
         Command::new(common::BIN)
@@ -295,6 +314,7 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     );
     let expected = candles(&path(dir, "ref.db"));
     let url = fresh_database("tf_crash");
+    let config = common::abuse_rules_off(dir);
     // A new seed each run (set TICKFLOW_TEST_SEED to repeat one).
     let seed: u64 = std::env::var("TICKFLOW_TEST_SEED")
         .ok()
@@ -312,9 +332,12 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
         "2",
         "--windows",
         "1s,10s",
-        // A short dedup horizon: offsets then move every 10 s of this 150 s market.
+        // A short dedup horizon: offsets then move every 10 s of this 150 s market. The
+        // abuse rules remember minutes: off, for the same reason.
         "--dedup-horizon",
         "1s",
+        "--config",
+        config,
         "--store-trades",
         "--quiet",
     ];

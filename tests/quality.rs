@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{path, rows, spawn_tickflow, stored_offsets, tickflow};
+use common::{path, rows, spawn_tickflow, stored_offsets, tickflow, ABUSE_RULES_OFF};
 
 /// What was injected.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -115,8 +115,13 @@ fn quality_counts_equal_the_injected_defects_on_any_workers_and_after_kills() {
     let clean = path(dir, "clean.jsonl");
     let file = path(dir, "defects.jsonl");
     let (injected, late) = inject(&clean, &file);
-    // The default made explicit; the restart tests elsewhere switch parts off.
-    std::fs::write(path(dir, "tickflow.toml"), "[quality]\nenabled = true\n").expect("config");
+    // Quality on (the default, made explicit); the abuse rules, whose history is longer
+    // than this market, off (see `ABUSE_RULES_OFF`).
+    std::fs::write(
+        path(dir, "tickflow.toml"),
+        format!("[quality]\nenabled = true\n{ABUSE_RULES_OFF}"),
+    )
+    .expect("config");
     let source = format!("file:{}", file.display());
     let mut summaries = Vec::new();
     for (db, workers) in [("w1.db", "1"), ("w2.db", "2")] {

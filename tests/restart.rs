@@ -34,6 +34,7 @@ fn a_replaced_input_or_changed_windows_refuse_to_resume_and_fresh_starts_over() 
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     let first = generate(dir, "first.jsonl", 1_000_000);
+    let config = abuse_rules_off(dir);
     let file = path(dir, "t.jsonl");
     std::fs::copy(&first, &file).expect("copy");
     let db = path(dir, "r.db");
@@ -50,6 +51,8 @@ fn a_replaced_input_or_changed_windows_refuse_to_resume_and_fresh_starts_over() 
         // Offsets then move every 10 s of this 100 s market (see end_to_end.rs).
         "--dedup-horizon",
         "1s",
+        "--config",
+        config,
     ];
     kill_mid_run(dir, &args, &db);
 

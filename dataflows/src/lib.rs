@@ -4,7 +4,9 @@
 //! data comes from or where it goes (Kafka, files, SQLite, PostgreSQL are wired by the
 //! binary), so each can be tested against a sequential reference with timely alone.
 
+pub mod accounts;
 pub mod candles;
+pub mod market;
 pub mod quality;
 
 pub use candles::candles;

@@ -225,3 +225,24 @@ pub fn stored_offsets(db: &Path) -> i64 {
         })
         .unwrap_or(0)
 }
+
+/// Config text that switches every market-abuse rule off. Their state reaches minutes of
+/// event time back (README, "Market abuse"), longer than the short markets the restart tests
+/// of candles and quality use, so with them on a run would store no resume offsets before
+/// its end; `tests/alerts.rs` kills and resumes runs with every rule on.
+pub const ABUSE_RULES_OFF: &str = "\
+[market.bad_tick]\nenabled = false\n\
+[market.volume_burst]\nenabled = false\n\
+[market.pump_and_dump]\nenabled = false\n\
+[market.benford]\nenabled = false\n\
+[market.round_sizes]\nenabled = false\n\
+[accounts.wash_trade]\nenabled = false\n\
+[accounts.velocity_burst]\nenabled = false\n\
+[accounts.wash_ring]\nenabled = false\n";
+
+/// Writes [`ABUSE_RULES_OFF`] to `rules-off.toml` in `dir`; returns the file name, for
+/// `--config`.
+pub fn abuse_rules_off(dir: &Path) -> &'static str {
+    std::fs::write(dir.join("rules-off.toml"), ABUSE_RULES_OFF).expect("config written");
+    "rules-off.toml"
+}

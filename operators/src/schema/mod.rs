@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use tables::TABLES;
 
 /// The schema version this build writes.
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 
 /// What each schema version brought, for `schema_migrations`.
 pub const VERSIONS: &[(u32, &str)] = &[
@@ -43,7 +43,8 @@ pub const VERSIONS: &[(u32, &str)] = &[
         5,
         "trade accounts in the archive; one index on rejects by reason and time",
     ),
-    (6, "quality, alerts and wash-trading statistics"),
+    (6, "quality and alerts"),
+    (7, "wash-trading statistics (wash_stats)"),
 ];
 
 /// An SQL dialect a sink speaks.

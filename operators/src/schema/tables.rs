@@ -1,6 +1,7 @@
 //! The declared tables and the records that become their rows.
 //!
-//! Result tables: `candles`, `rejects`, `trades`. Bookkeeping, written by the commit path
+//! Result tables: `candles`, `rejects`, `trades`, `quality`, `alerts`, `wash_stats`.
+//! Bookkeeping, written by the commit path
 //! itself in the same transaction as the results: `source_offsets`, `resume_frontier`,
 //! `sink_commits`, `source_identity`.
 
@@ -20,6 +21,7 @@ pub static TABLES: &[&Table] = &[
     &SOURCE_IDENTITY,
     &QUALITY,
     &ALERTS,
+    &WASH_STATS,
 ];
 
 /// OHLCV candles and VWAP per symbol and window: `Candle`.
@@ -181,6 +183,48 @@ pub static ALERTS: Table = Table {
     windowed: false,
     merge: None,
     since: 6,
+};
+
+/// Account-free wash-trading indicators per symbol and window of the largest size
+/// (`dataflows::market::WashStats`): first-digit counts of the trade sizes that are not
+/// round and their deviation from Benford's law, and the share of round sizes against the
+/// symbol's usual share.
+pub static WASH_STATS: Table = Table {
+    name: "wash_stats",
+    columns: &[
+        Column::required("symbol", Type::Text, 7),
+        Column::required("window_ms", Type::Int64, 7),
+        Column::required("start_ms", Type::Int64, 7),
+        Column::required("trades", Type::Int64, 7),
+        Column::required("d1", Type::Int64, 7),
+        Column::required("d2", Type::Int64, 7),
+        Column::required("d3", Type::Int64, 7),
+        Column::required("d4", Type::Int64, 7),
+        Column::required("d5", Type::Int64, 7),
+        Column::required("d6", Type::Int64, 7),
+        Column::required("d7", Type::Int64, 7),
+        Column::required("d8", Type::Int64, 7),
+        Column::required("d9", Type::Int64, 7),
+        Column::required("chi2", Type::Decimal, 7),
+        Column::required("mad", Type::Decimal, 7),
+        Column::required("round", Type::Int64, 7),
+        Column::required("round_share", Type::Decimal, 7),
+        Column::optional("expected_share", Type::Decimal, 7),
+        Column::optional("z", Type::Decimal, 7),
+    ],
+    key: &["symbol", "window_ms", "start_ms"],
+    indexes: &[Index {
+        name: "wash_stats_by_window_start",
+        columns: &["window_ms", "start_ms"],
+        postgres_method: None,
+        since: 7,
+    }],
+    write: Write::Upsert,
+    due: Due::AtTime,
+    owner: Owner::Shared,
+    windowed: true,
+    merge: None,
+    since: 7,
 };
 
 impl From<Alert> for Row {
