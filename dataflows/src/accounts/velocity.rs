@@ -442,8 +442,8 @@ fn ln_beta(a: u64, b: u64) -> f64 {
 ///
 /// ```
 /// use tickflow_dataflows::accounts::share_tail;
-/// // No baseline: the share is uniform, every k of n equally likely.
-/// assert!((share_tail(3, 9, 0, 0) - 0.7).abs() < 1e-12);
+/// // No baseline: the share is uniform, every k of n equally likely: P(K ≥ 7 of 9) = 3/10.
+/// assert!((share_tail(7, 9, 0, 0) - 0.3).abs() < 1e-12);
 /// // 30 of 1000 in the window for an account with 10 of 60000 before.
 /// assert!(share_tail(30, 1_000, 10, 60_000) < 1e-20);
 /// // A market-wide surge keeps the heavy account's share: nothing stands out.
