@@ -98,6 +98,10 @@ impl Edge {
     }
 }
 
+/// Symbol and quantity: what all edges of one ring share.
+type Lot = (Name, Fixed);
+/// The edges leaving the window at one time, with the capability to retract them then.
+type Leaving = (Capability<u64>, Vec<(Lot, Edge)>);
 /// Symbol, quantity, seller's and buyer's hash: an edge by both its accounts.
 type Leg = (Name, Fixed, u64, u64);
 
@@ -143,15 +147,14 @@ pub fn wash_rings<'scope>(
     let window = config.window_ms;
     let triangles = config.triangles;
     let trades_again = trades.clone();
-    let edges: VecCollection<'scope, u64, ((Name, Fixed), Edge)> = trades
-        .unary_frontier::<CapacityContainerBuilder<Vec<(((Name, Fixed), Edge), u64, isize)>>, _, _, _>(
+    let edges: VecCollection<'scope, u64, (Lot, Edge)> = trades
+        .unary_frontier::<CapacityContainerBuilder<Vec<((Lot, Edge), u64, isize)>>, _, _, _>(
             Pipeline,
             "RingEdges",
             move |_capability, _info| {
                 // Retractions by the time they take effect, sent once the input frontier
                 // reaches that time: the arrangements' batchers then never hold them.
-                let mut leaving: BTreeMap<u64, (Capability<u64>, Vec<((Name, Fixed), Edge)>)> =
-                    BTreeMap::new();
+                let mut leaving: BTreeMap<u64, Leaving> = BTreeMap::new();
                 move |(input, frontier), output| {
                     let port = output.output_index();
                     input.for_each(|capability, batch| {
