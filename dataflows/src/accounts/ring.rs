@@ -3,11 +3,18 @@
 //!
 //! ```text
 //!  trades ─▶ edges seller→buyer: +1 at the trade's time, −1 at its event time + window + 1
+//!            (the −1 sent once the frontier reaches that time)
 //!             │
-//!             ├─ by (symbol, qty, seller, buyer) ⋈ by (symbol, qty, buyer, seller)  ─▶ A→B→A
-//!             └─ by (symbol, qty, buyer) ⋈ by (symbol, qty, seller)  ─▶ paths A→B→C
-//!                   by (symbol, qty, C, A) ⋈ by (symbol, qty, seller, buyer)          ─▶ A→B→C→A
-//!  rings (+1 when the last trade enters) ─▶ stash by time ─▶ one alert each, once final
+//!             └─ by (symbol, qty, buyer) ⋈ by (symbol, qty, seller)  ─▶ A→B→A, or a path A→B→C
+//!                   paths by (symbol, qty, C, A) ⋈ by (symbol, qty, seller, buyer)   ─▶ A→B→C→A
+//!  rings (+1 when the last trade enters; retractions dropped) ─▶ stash by time
+//!        ─▶ one alert each, once final
+//! ```
+//!
+//! Accounts are keyed by their pinned hash and compared as text inside the joins, so a hash
+//! collision costs a wasted candidate, never a wrong or missed ring.
+//!
+//! ```text
 //! ```
 //!
 //! A ring's trades must follow the cycle in `(time, id)` order: the seller of each trade is
@@ -25,8 +32,8 @@ use tickflow_operators::model::{Account, Alert, AlertKind, Fixed, InlineStr, Sev
 use tickflow_operators::source::now_ms;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::core::Concatenate;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
@@ -70,15 +77,19 @@ impl Name {
     }
 }
 
-/// One trade as an edge of the account graph, from seller to buyer.
+/// One trade as an edge of the account graph, from seller to buyer. The accounts' hashes
+/// key the joins; their texts make every match exact (equal hashes are checked byte-wise).
+/// Field order puts the nearly unique `(time_ms, id)` first, so comparisons end early.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct Edge {
     time_ms: u64,
     id: u64,
-    seller: Name,
-    buyer: Name,
     /// The timely time the edge entered the window: a ring appears when its last edge does.
     entered: u64,
+    seller_hash: u64,
+    buyer_hash: u64,
+    seller: Account,
+    buyer: Account,
 }
 
 impl Edge {
@@ -87,15 +98,44 @@ impl Edge {
     }
 }
 
-/// Symbol and quantity: the part of a key all edges of one ring share.
+/// Symbol and quantity: what all edges of one ring share.
 type Lot = (Name, Fixed);
+/// The edges leaving the window at one time, with the capability to retract them then.
+type Leaving = (Capability<u64>, Vec<(Lot, Edge)>);
+/// Symbol, quantity, seller's and buyer's hash: an edge by both its accounts.
+type Leg = (Name, Fixed, u64, u64);
 
-/// A cycle of trades in time order.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A cycle of 2 or 3 trades in time order (a 2-cycle leaves `edges[2]` a copy of its last).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Ring {
     symbol: Name,
     qty: Fixed,
-    edges: Vec<Edge>,
+    len: u8,
+    edges: [Edge; 3],
+}
+
+impl Ring {
+    fn new(symbol: Name, qty: Fixed, edges: &[Edge]) -> Ring {
+        let last = edges[edges.len() - 1];
+        Ring {
+            symbol,
+            qty,
+            len: edges.len() as u8,
+            edges: [edges[0], edges[1], edges.get(2).copied().unwrap_or(last)],
+        }
+    }
+
+    fn edges(&self) -> &[Edge] {
+        &self.edges[..usize::from(self.len)]
+    }
+}
+
+/// What the join of an edge into an account with an edge out of it finds: a 2-cycle, or a
+/// path A→B→C (keyed to meet the edge C→A that would close it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Step {
+    Two(Ring),
+    Path(Leg, (Edge, Edge)),
 }
 
 /// One alert per ring (see [`WashRingConfig`]), emitted at the timely time its last trade
@@ -105,14 +145,18 @@ pub fn wash_rings<'scope>(
     config: &WashRingConfig,
 ) -> Stream<'scope, u64, Vec<Alert>> {
     let window = config.window_ms;
-    let scope = trades.scope();
+    let triangles = config.triangles;
     let trades_again = trades.clone();
     let edges: VecCollection<'scope, u64, (Lot, Edge)> = trades
-        .unary::<CapacityContainerBuilder<Vec<((Lot, Edge), u64, isize)>>, _, _, _>(
+        .unary_frontier::<CapacityContainerBuilder<Vec<((Lot, Edge), u64, isize)>>, _, _, _>(
             Pipeline,
             "RingEdges",
             move |_capability, _info| {
-                move |input, output| {
+                // Retractions by the time they take effect, sent once the input frontier
+                // reaches that time: the arrangements' batchers then never hold them.
+                let mut leaving: BTreeMap<u64, Leaving> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
                     input.for_each(|capability, batch| {
                         let Some(&time) = capability.least() else {
                             return;
@@ -128,9 +172,11 @@ pub fn wash_rings<'scope>(
                             let edge = Edge {
                                 time_ms: trade.time_ms,
                                 id: trade.id,
-                                seller: Name::new(seller),
-                                buyer: Name::new(buyer),
                                 entered: time,
+                                seller_hash: seller.stable_hash(),
+                                buyer_hash: buyer.stable_hash(),
+                                seller,
+                                buyer,
                             };
                             let lot = (Name::new(trade.symbol), trade.qty);
                             // Present while a later trade within the window may close a ring
@@ -141,56 +187,81 @@ pub fn wash_rings<'scope>(
                             let leaves =
                                 (time.max(trade.time_ms) + window + 1).next_multiple_of(1_000);
                             session.give(((lot, edge), time, 1));
-                            session.give(((lot, edge), leaves, -1));
+                            leaving
+                                .entry(leaves)
+                                .or_insert_with(|| (capability.delayed(&leaves, port), Vec::new()))
+                                .1
+                                .push((lot, edge));
                         }
                     });
+                    while let Some(entry) = leaving.first_entry() {
+                        let leaves = *entry.key();
+                        if frontier.less_than(&leaves) {
+                            break;
+                        }
+                        let (capability, gone) = entry.remove();
+                        output
+                            .session(&capability)
+                            .give_iterator(gone.into_iter().map(|edge| (edge, leaves, -1)));
+                    }
                 }
             },
         )
         .as_collection();
 
-    let forward = edges
+    // Every ring's first two edges meet at the account that bought the first and sold the
+    // second: an edge into B joined with an edge out of B.
+    let into = edges
         .clone()
-        .map(|(lot, e)| ((lot, e.seller, e.buyer), e))
+        .map(|((symbol, qty), e)| ((symbol, qty, e.buyer_hash), e))
         .arrange_by_key();
-    let backward = edges
+    let out_of = edges
         .clone()
-        .map(|(lot, e)| ((lot, e.buyer, e.seller), e))
+        .map(|((symbol, qty), e)| ((symbol, qty, e.seller_hash), e))
         .arrange_by_key();
-    let two = forward
-        .clone()
-        .join_core(backward, move |&((symbol, qty), _, _), e1, e2| {
-            (e1.before(e2) && e2.time_ms - e1.time_ms <= window).then(|| Ring {
-                symbol,
-                qty,
-                edges: vec![*e1, *e2],
-            })
+    let steps = into.join_core(out_of, move |&(symbol, qty, _), e1, e2| {
+        if !(e1.before(e2) && e1.buyer == e2.seller && e2.time_ms - e1.time_ms <= window) {
+            return None;
+        }
+        if e2.buyer == e1.seller {
+            Some(Step::Two(Ring::new(symbol, qty, &[*e1, *e2])))
+        } else if triangles {
+            let closing = (symbol, qty, e2.buyer_hash, e1.seller_hash);
+            Some(Step::Path(closing, (*e1, *e2)))
+        } else {
+            None
+        }
+    });
+    let mut rings = steps.clone().flat_map(|step| match step {
+        Step::Two(ring) => Some(ring),
+        Step::Path(..) => None,
+    });
+    if triangles {
+        let paths = steps.flat_map(|step| match step {
+            Step::Two(_) => None,
+            Step::Path(closing, pair) => Some((closing, pair)),
         });
-    let mut rings = vec![two.inner];
-    if config.triangles {
-        let into = edges
-            .clone()
-            .map(|(lot, e)| ((lot, e.buyer), e))
+        let forward = edges
+            .map(|((symbol, qty), e)| ((symbol, qty, e.seller_hash, e.buyer_hash), e))
             .arrange_by_key();
-        let out_of = edges.map(|(lot, e)| ((lot, e.seller), e)).arrange_by_key();
-        let paths = into.join_core(out_of, move |&(lot, _), e1, e2| {
-            (e1.before(e2) && e2.buyer != e1.seller && e2.time_ms - e1.time_ms <= window)
-                .then_some(((lot, e2.buyer, e1.seller), (*e1, *e2)))
-        });
         let three = paths.arrange_by_key().join_core(
             forward,
-            move |&((symbol, qty), _, _), &(e1, e2), e3| {
-                (e2.before(e3) && e3.time_ms - e1.time_ms <= window).then(|| Ring {
-                    symbol,
-                    qty,
-                    edges: vec![e1, e2, *e3],
-                })
+            move |&(symbol, qty, _, _), &(e1, e2), e3| {
+                (e2.before(e3)
+                    && e3.seller == e2.buyer
+                    && e3.buyer == e1.seller
+                    && e3.time_ms - e1.time_ms <= window)
+                    .then(|| Ring::new(symbol, qty, &[e1, e2, *e3]))
             },
         );
-        rings.push(three.inner);
+        rings = rings.concat(three);
     }
-    let rings = scope.concatenate(rings);
-    judge_rings(rings, trades_again, config.clone())
+    // Only a ring's appearance is judged: its retraction (when an edge leaves) and updates
+    // at other times are dropped here, before they are exchanged.
+    let appeared = rings.inner.filter(|(ring, time, diff)| {
+        *diff > 0 && ring.edges().iter().map(|e| e.entered).max() == Some(*time)
+    });
+    judge_rings(appeared, trades_again, config.clone())
 }
 
 /// The trades of one symbol in the trailing window, counted by seller, buyer and quantity:
@@ -294,7 +365,7 @@ fn judge_rings<'scope>(
                 let port = output.output_index();
                 rings.for_each(|capability, batch| {
                     for (ring, time, diff) in batch.drain(..) {
-                        let appears = ring.edges.iter().map(|e| e.entered).max() == Some(time);
+                        let appears = ring.edges().iter().map(|e| e.entered).max() == Some(time);
                         if !appears {
                             continue;
                         }
@@ -345,7 +416,7 @@ fn judge_rings<'scope>(
                         .into_iter()
                         .filter(|&(_, diff)| diff > 0)
                         .map(|(ring, _)| {
-                            let last = ring.edges.last().map_or(0, |e| e.time_ms);
+                            let last = ring.edges().last().map_or(0, |e| e.time_ms);
                             (ring.symbol, last, ring)
                         })
                         .collect();
@@ -400,15 +471,15 @@ impl Slot {
 /// The alert of a ring unlikely by chance: about the account that sold first, at the last
 /// trade's time.
 fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<Alert> {
-    let (Some(first), Some(last)) = (ring.edges.first(), ring.edges.last()) else {
+    let (Some(first), Some(last)) = (ring.edges().first(), ring.edges().last()) else {
         return None;
     };
     let trades = window.trades.len() as u32;
     let of_qty = window.sizes.get(&ring.qty).copied().unwrap_or(0);
     let edges: Vec<(u64, Account, Account)> = ring
-        .edges
+        .edges()
         .iter()
-        .map(|e| (e.time_ms, e.seller.text, e.buyer.text))
+        .map(|e| (e.time_ms, e.seller, e.buyer))
         .collect();
     let expected = chance(
         &edges,
@@ -421,15 +492,15 @@ fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<
     if expected > config.max_expected {
         return None;
     }
-    let mut trade_ids: Vec<u64> = ring.edges.iter().map(|e| e.id).collect();
+    let mut trade_ids: Vec<u64> = ring.edges().iter().map(|e| e.id).collect();
     trade_ids.sort_unstable();
     let span = last.time_ms - first.time_ms;
-    let accounts: Vec<&str> = ring.edges.iter().map(|e| e.seller.text.as_str()).collect();
+    let accounts: Vec<&str> = ring.edges().iter().map(|e| e.seller.as_str()).collect();
     let score = (expected.max(f64::MIN_POSITIVE).log10() / config.max_expected.log10()).max(1.0);
     let details = Details::new()
         .ids("trade_ids", &trade_ids)
         .strs("accounts", accounts)
-        .raw("length", ring.edges.len())
+        .raw("length", ring.edges().len())
         .str("qty", &ring.qty.to_string())
         .raw("span_ms", span)
         .raw("window_ms", config.window_ms)
@@ -441,10 +512,10 @@ fn judge(ring: &Ring, window: &SymbolWindow, config: &WashRingConfig) -> Option<
     Some(Alert {
         kind: AlertKind::WashRing,
         symbol: ring.symbol.text,
-        account: Some(first.seller.text),
+        account: Some(first.seller),
         event_ms: last.time_ms,
         detected_ms: now_ms(),
-        severity: if ring.edges.len() > 2 {
+        severity: if ring.edges().len() > 2 {
             Severity::High
         } else {
             Severity::Medium
