@@ -2,9 +2,10 @@
 # Benchmark: what the analytics of issue 9 (quality, market and account rules) cost, side
 # by side in one run of one binary.
 #
-# On generated trades read from the page cache (EVENTS, default 5000000, generated with
-# the default defect and anomaly rates so that every check has work to do), RUNS times
-# each (default 3), alternating run by run:
+# On generated trades read from the page cache (EVENTS, default 5000000, with the default
+# defect rate; ACCOUNTS, default 0: a public feed without accounts, where the account rules
+# have nothing to judge; ACCOUNTS=1000 gives every trade a buyer and a seller and injects
+# the default anomaly rate), RUNS times each (default 3), alternating run by run:
 #   1. the parse floor (read + parse, one thread; benchmarks/parse_floor.rs);
 #   2. file → candles only → none at -w 2 (every check switched off in a config file);
 #   3. file → candles + quality → none at -w 2;
@@ -26,9 +27,13 @@ floor=$CARGO_TARGET_DIR/release/parse-floor
 runs=${RUNS:-3}
 data=$PWD/bench-data
 mkdir -p "$data"
-file=$data/analytics-$events.jsonl
+accounts=${ACCOUNTS:-0}
+file=$data/analytics-$events-$accounts.jsonl
 if [[ ! -s $file ]]; then
-    "$bin" generate --out "$file" --events "$events" --truth "$data/analytics-$events.truth.jsonl" --quiet
+    anomalies=0
+    if ((accounts > 0)); then anomalies=0.0002; fi
+    "$bin" generate --out "$file" --events "$events" --accounts "$accounts" --anomalies "$anomalies" \
+        --truth "$data/analytics-$events-$accounts.truth.jsonl" --quiet
 fi
 cat "$file" > /dev/null
 
@@ -66,7 +71,7 @@ fi
 
 before_run() { rm -f "$data"/analytics-*.db*; }
 
-echo "file: $file ($events trades); $(nproc) cores; runs: $runs; $(git rev-parse --short HEAD)"
+echo "file: $file ($events trades, accounts $accounts); $(nproc) cores; runs: $runs; $(git rev-parse --short HEAD)"
 echo "| what | median events/s | all runs | peak RSS |"
 echo "|---|---|---|---|"
 row "parse floor (read + parse, 1 thread)" < <(for ((i = 0; i < runs; i++)); do run_once "$floor" "$file"; done)
