@@ -35,6 +35,18 @@ fn rules_off() -> &'static str {
     })
 }
 
+/// What every run here sets: the windows, the dedup horizon and the rules off.
+fn settings() -> [&'static str; 6] {
+    [
+        "--windows",
+        WINDOWS,
+        "--dedup-horizon",
+        DEDUP_HORIZON,
+        "--config",
+        rules_off(),
+    ]
+}
+
 /// One cluster at a time: a kill must land mid-run, and two clusters at once on a small
 /// machine would only make each slower.
 fn serial() -> MutexGuard<'static, ()> {
@@ -64,16 +76,7 @@ fn input() -> &'static Input {
             &dir,
             &source,
             "sqlite:reference.db",
-            &[
-                "-w",
-                "2",
-                "--windows",
-                WINDOWS,
-                "--dedup-horizon",
-                DEDUP_HORIZON,
-                "--config",
-                rules_off(),
-            ],
+            &[&["-w", "2"][..], &settings()].concat(),
         );
         let reference = candles(&dir.join("reference.db"));
         assert!(reference.len() > 100, "the reference has candles");
@@ -181,17 +184,9 @@ fn a_survivor_stops_with_one_line_naming_the_lost_process_and_exit_code_1() {
                 Command::new(BIN)
                     .args(["run", "-n", "2", "-p", &p.to_string(), "--hostfile"])
                     .arg(&hostfile)
-                    .args([
-                        "-w",
-                        "1",
-                        "--windows",
-                        WINDOWS,
-                        "--dedup-horizon",
-                        DEDUP_HORIZON,
-                        "--config",
-                        rules_off(),
-                        "--quiet",
-                    ])
+                    .args(["-w", "1"])
+                    .args(settings())
+                    .arg("--quiet")
                     .args(["--source", &source, "--sink", "sqlite:d.db"])
                     .current_dir(dir.path())
                     .stdin(Stdio::null())
@@ -250,17 +245,8 @@ fn cluster_sh_restarts_a_cluster_that_lost_a_process_and_ends_with_the_reference
         let stderr_path = dir.path().join("stderr");
         let mut script = Command::new("bash")
             .arg(SCRIPT)
-            .args([
-                "2",
-                "-w",
-                "1",
-                "--windows",
-                WINDOWS,
-                "--dedup-horizon",
-                DEDUP_HORIZON,
-                "--config",
-                rules_off(),
-            ])
+            .args(["2", "-w", "1"])
+            .args(settings())
             .arg("--source")
             .arg(format!("file:{}", input.file.display()))
             .args(["--sink", "sqlite:c.db"])
@@ -337,19 +323,9 @@ fn ctrl_c_stops_the_cluster_gracefully_without_restarting_it() {
         // is when the tests themselves run in the background.
         Command::new("env")
             .args(["--default-signal=INT,TERM", "bash", SCRIPT])
-            .args([
-                "2",
-                "-w",
-                "1",
-                "--windows",
-                WINDOWS,
-                "--dedup-horizon",
-                DEDUP_HORIZON,
-                "--config",
-                rules_off(),
-                "--source",
-                &source,
-            ])
+            .args(["2", "-w", "1"])
+            .args(settings())
+            .args(["--source", &source])
             .args(["--sink", "sqlite:c.db"])
             .env("TICKFLOW", BIN)
             .current_dir(dir.path())
