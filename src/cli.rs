@@ -35,9 +35,10 @@ pub enum Command {
     /// (the trade again 1-120 s later, a quarter with a conflicting price), late (held back
     /// until a trade --late-ms + 1-3 s newer was delivered) and gap (1-5 consecutive ids
     /// dropped). Anomalies (--anomalies, per trade) rotate through volume_burst,
-    /// round_sizes, pump_and_dump and benford (one at a time per symbol, 10 s apart) and,
-    /// alongside, bad_tick, wash_trade, wash_ring and velocity_burst (one at a time, 3 s
-    /// apart).
+    /// round_sizes, pump_and_dump and benford (one at a time per symbol, 10 s apart, the
+    /// first after 4 minutes of normal trading) and, alongside, bad_tick, wash_trade,
+    /// wash_ring and velocity_burst (one at a time, 3 s apart). With anomalies, no
+    /// equal-quantity cycle of trades between accounts (a wash ring) happens by chance.
     ///
     /// Every injection is one JSON line of the truth file: {"class", "kind", "quality"
     /// (defects), "symbol", "accounts", "trade_ids", "count", "first_ms", "last_ms",

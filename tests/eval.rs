@@ -125,13 +125,14 @@ fn quality_counts_match_the_truth_until_a_row_is_tampered_with() {
 fn recall_and_precision_of_alerts_written_by_hand() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    // 200 s of event time: every anomaly kind is injected.
+    // 400 s of event time: every anomaly kind is injected (the market-shaping ones after
+    // the generator's 4-minute warm-up).
     tickflow(
         dir,
         &[
             "generate",
             "--events",
-            "100000",
+            "200000",
             "--rate",
             "500",
             "--defects",

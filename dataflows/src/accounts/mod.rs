@@ -151,7 +151,7 @@ pub struct WashRingConfig {
     pub window_ms: u64,
     /// Also look for 3-cycles. Default `true`.
     pub triangles: bool,
-    /// Largest number of chance rings that still alerts. Default 1e-10.
+    /// Largest number of chance rings that still alerts. Default 1e-8.
     pub max_expected: f64,
 }
 
@@ -161,7 +161,7 @@ impl Default for WashRingConfig {
             enabled: true,
             window_ms: 5_000,
             triangles: true,
-            max_expected: 1e-10,
+            max_expected: 1e-8,
         }
     }
 }

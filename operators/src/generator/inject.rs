@@ -5,7 +5,9 @@
 //! statistics) and, alongside them, the few-trade kinds (bad ticks, wash trades and rings,
 //! velocity bursts; [`SHORT_COOLDOWN_MS`] apart). In each lane, the next episode starts after
 //! a geometric number of trades with mean `1 / rate` once the cooldown has passed (and not
-//! in the first [`COOLDOWN_MS`]), and kinds rotate (the k-th episode of partition i has kind
+//! in the first [`WARMUP_MS`] of the market-shaping lane, [`COOLDOWN_MS`] of the other: a
+//! rule that judges a symbol against its own recent trading has nothing to judge against
+//! before it has traded a while), and kinds rotate (the k-th episode of partition i has kind
 //! `i + k` of the lane), so every kind appears. Injected trades take their ids from the
 //! symbol's consecutive sequence, are priced on the tick grid at the prevailing price (the
 //! last delivered one, on a pump's path during a pump; a one-tick bid/ask bounce) and sized
@@ -21,15 +23,21 @@ use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
 use serde_json::{json, Map};
 
+use super::guard::CycleGuard;
 use super::profile::splitmix64;
 use super::stream::{account, Arrival, StreamParams, Tagged, TradeGen, QTY_SIGMA};
 use super::truth::{Class, Injection};
 use crate::model::{AlertKind, Fixed, Symbol, Trade};
 
-/// Quiet event time before the first episode of a lane and after each of the
+/// Quiet event time before the first episode of the few-trade lane and after each of the
 /// market-shaping kinds (bursts, pumps, windows), so that the rules' rolling statistics see
 /// normal trading around each.
 pub const COOLDOWN_MS: u64 = 10_000;
+/// Normal trading before the first market-shaping episode of a stream: the rules' baselines
+/// are the previous minute of seconds (bursts, pumps) and the usual round-size share of
+/// three previous one-minute windows (`round_sizes`), so four minutes and the start of the
+/// next window leave every default baseline complete.
+pub const WARMUP_MS: u64 = 240_000;
 /// The same after each of the few-trade kinds (bad ticks, wash trades and rings, velocity
 /// bursts).
 pub const SHORT_COOLDOWN_MS: u64 = 3_000;
@@ -65,7 +73,8 @@ pub const KINDS: [AlertKind; 8] = [
 /// The two lanes of episodes: the market-shaping kinds (one at a time, they would blur each
 /// other's statistics) and, alongside them, the few-trade kinds (one at a time). The
 /// account kinds are left out when trades carry no accounts.
-const LANES: [(&[AlertKind], u64); 2] = [
+/// Each lane: its kinds, its cooldown and its first quiet time.
+const LANES: [(&[AlertKind], u64, u64); 2] = [
     (
         &[
             AlertKind::VolumeBurst,
@@ -74,6 +83,7 @@ const LANES: [(&[AlertKind], u64); 2] = [
             AlertKind::Benford,
         ],
         COOLDOWN_MS,
+        WARMUP_MS,
     ),
     (
         &[
@@ -83,6 +93,7 @@ const LANES: [(&[AlertKind], u64); 2] = [
             AlertKind::VelocityBurst,
         ],
         SHORT_COOLDOWN_MS,
+        COOLDOWN_MS,
     ),
 ];
 
@@ -220,6 +231,8 @@ pub(crate) struct Anomalies {
     max_delay_ms: u64,
     /// Mean trades per second of event time.
     per_second: f64,
+    /// Keeps chance wash-trade rings out of the market (with accounts).
+    guard: Option<CycleGuard>,
 }
 
 impl Anomalies {
@@ -228,7 +241,7 @@ impl Anomalies {
         let rate = params.anomalies.min(1.0);
         let lanes = LANES
             .iter()
-            .map(|&(kinds, cooldown_ms)| Lane {
+            .map(|&(kinds, cooldown_ms, quiet_ms)| Lane {
                 kinds: kinds
                     .iter()
                     .copied()
@@ -245,7 +258,7 @@ impl Anomalies {
                 cooldown_ms,
                 started: 0,
                 countdown: draw.geometric(rate),
-                resume_ms: params.start_ms.saturating_add(COOLDOWN_MS),
+                resume_ms: params.start_ms.saturating_add(quiet_ms),
                 pending: VecDeque::new(),
                 episode: None,
             })
@@ -269,6 +282,7 @@ impl Anomalies {
             ln_accounts_plus_one: base.ln_accounts_plus_one,
             max_delay_ms: base.max_delay_ms,
             per_second: 1e9 / params.mean_gap_ns,
+            guard: (base.accounts > 0).then(|| CycleGuard::new(base.accounts)),
         }
     }
 
@@ -320,6 +334,19 @@ impl Anomalies {
                 mut trade,
             } = self.lanes[lane].pending.pop_front()?;
             trade.id = self.take_id();
+            let kind = self.lanes[lane]
+                .episode
+                .as_ref()
+                .map(|e| e.truth.kind.as_str());
+            // The account patterns are the truth's own: left as injected.
+            let pattern = matches!(kind, Some("wash_trade" | "wash_ring" | "velocity_burst"));
+            if let Some(guard) = &mut self.guard {
+                if pattern {
+                    guard.remember(&trade);
+                } else {
+                    guard.check(&mut trade);
+                }
+            }
             self.note(lane, &trade);
             let Lane {
                 pending, episode, ..
@@ -362,6 +389,9 @@ impl Anomalies {
                 }
                 self.note(0, &trade);
             }
+        }
+        if let Some(guard) = &mut self.guard {
+            guard.check(&mut trade);
         }
         self.last_price = trade.price;
         for lane in 0..self.lanes.len() {

@@ -28,7 +28,8 @@
 //! numbered consecutively; with `defects > 0`, trades are then dropped (id gaps), held back
 //! (late), repeated (duplicates), or followed by a broken copy of their line (malformed,
 //! missing field, invalid value, far-future time; see `defects.rs`), which the stream yields
-//! as [`Generated::Line`]. Every injection is described by an [`Injection`], kept on request
+//! as [`Generated::Line`]. With anomalies and accounts, no equal-quantity 2- or 3-cycle of
+//! trades happens by chance (see `guard.rs`): every wash-trade ring is in the truth. Every injection is described by an [`Injection`], kept on request
 //! ([`SymbolStream::record_truth`]) for the truth file. Each layer draws from its own random
 //! stream seeded from (seed, symbol, layer), so the trade process draws as without
 //! injection, and defects leave the anomalies as they are; with both off, the output is the
@@ -43,6 +44,7 @@
 //! operating systems is not promised.
 
 mod defects;
+mod guard;
 mod inject;
 mod json;
 mod profile;
@@ -61,7 +63,7 @@ use serde::{Deserialize, Deserializer};
 use crate::model::{Symbol, Trade};
 
 pub use defects::{quality_column, KINDS as DEFECT_KINDS, LATE_MARGIN_MS, MAX_LATE_MS};
-pub use inject::{is_round, ANOMALY_WINDOW_MS, COOLDOWN_MS, KINDS as ANOMALY_KINDS};
+pub use inject::{is_round, ANOMALY_WINDOW_MS, COOLDOWN_MS, KINDS as ANOMALY_KINDS, WARMUP_MS};
 pub use json::write_json_line;
 pub use profile::precision;
 pub use stream::{Generated, SymbolStream};

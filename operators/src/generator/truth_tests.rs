@@ -729,3 +729,68 @@ fn a_pool_of_two_accounts_still_rings() {
     assert!(!rings.is_empty());
     assert!(rings.iter().all(|r| r.accounts.len() == 2), "{rings:?}");
 }
+
+#[test]
+fn every_wash_ring_in_the_market_is_in_the_truth() {
+    // Thirty busy accounts and a few hundred distinct sizes: the market underneath would
+    // close equal-quantity cycles by chance all the time. Brute force over the trades: every
+    // 2- or 3-cycle (seller to buyer, one quantity, in time order, within 5 s) must be made of
+    // an injected ring's trades.
+    let c = GeneratorConfig {
+        accounts: 30,
+        rate: 200.0,
+        symbols: vec![crate::model::InlineStr::new("DOGEUSDT").expect("symbol")],
+        ..injecting(60_000)
+    };
+    let mut merged = merged_with_arrival(&c);
+    merged.record_truth();
+    let mut trades = Vec::new();
+    while let Some((_, record)) = merged.next_record() {
+        if let Generated::Trade(trade) = record {
+            trades.push(trade);
+        }
+    }
+    let truth = merged.take_truth();
+    let injected: BTreeSet<u64> = truth
+        .iter()
+        .filter(|i| i.kind == "wash_ring")
+        .flat_map(|i| i.trade_ids.iter().copied())
+        .collect();
+    assert!(!injected.is_empty(), "no ring injected");
+    let mut seen = BTreeSet::new();
+    trades.retain(|t| seen.insert(t.id)); // duplicates delivered again
+    trades.sort_by_key(|t| (t.time_ms, t.id));
+    let mut by_qty: HashMap<i64, Vec<&Trade>> = HashMap::new();
+    for t in &trades {
+        by_qty.entry(t.qty.0).or_default().push(t);
+    }
+    let (mut cycles, mut chance) = (0, Vec::new());
+    for same in by_qty.values() {
+        for (i, a) in same.iter().enumerate() {
+            let within = |t: &&&Trade| t.time_ms <= a.time_ms + 5_000;
+            let later: Vec<&&Trade> = same[i + 1..].iter().take_while(within).collect();
+            for (j, b) in later.iter().enumerate() {
+                if b.seller != a.buyer {
+                    continue;
+                }
+                let mut found = Vec::new();
+                if b.buyer == a.seller {
+                    found.push(vec![a.id, b.id]);
+                }
+                for c in &later[j + 1..] {
+                    if c.seller == b.buyer && c.buyer == a.seller && b.buyer != a.seller {
+                        found.push(vec![a.id, b.id, c.id]);
+                    }
+                }
+                for ids in found {
+                    cycles += 1;
+                    if !ids.iter().all(|id| injected.contains(id)) {
+                        chance.push(ids);
+                    }
+                }
+            }
+        }
+    }
+    assert!(cycles > 0, "the brute force found no cycle at all");
+    assert!(chance.is_empty(), "cycles not injected: {chance:?}");
+}
