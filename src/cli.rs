@@ -79,6 +79,12 @@ pub struct RunArgs {
     /// Tumbling event-time windows, e.g. 1s,1m,1h.
     #[arg(long, default_value = "1s,1m", value_name = "LIST")]
     pub windows: String,
+    /// Timestamp granule: records travel at their event time rounded down to this (or to
+    /// the gcd with the window sizes), so the watermark advances in steps of it. Finer:
+    /// alerts and candles decided sooner after the watermark passes; coarser: fewer distinct
+    /// times to track (0: the windows' gcd).
+    #[arg(long, default_value = "100ms", value_name = "DUR")]
+    pub granule: String,
     /// Allowed lateness: events older than a partition's max event time minus this are late.
     #[arg(long, default_value = "2s", value_name = "DUR")]
     pub lateness: String,

@@ -1,7 +1,7 @@
 //! `tickflow run`: start timely, wire source → dataflows → sink on every worker, report.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -137,6 +137,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         source,
         sink,
         windows,
+        granule,
         lateness,
         config,
         dedup_horizon,
@@ -158,7 +159,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let idle_timeout =
         Duration::from_millis(parse_duration(&idle_timeout).context("--idle-timeout")?);
     let topic_wait = Duration::from_millis(parse_duration(&topic_wait).context("--topic-wait")?);
-    let windows = Windows::parse(&windows).context("--windows")?;
+    let windows = Windows::parse(&windows)
+        .context("--windows")?
+        .with_granule(parse_duration(&granule).context("--granule")?);
     let mut settings = Settings::load(config.as_deref())?;
     if let Some(horizon) = dedup_horizon {
         settings.quality.dedup_horizon = parse_duration(&horizon).context("--dedup-horizon")?;
@@ -302,8 +305,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     });
     if !quiet {
         eprintln!(
-            "tickflow: process {process}/{processes}, {workers} worker(s): {source_name} → windows {} (lateness {}) → {}",
+            "tickflow: process {process}/{processes}, {workers} worker(s): {source_name} → windows {} (granule {}, lateness {}) → {}",
             windows.sizes().iter().map(|&w| format_duration(w)).collect::<Vec<_>>().join(","),
+            format_duration(windows.granule()),
             format_duration(lateness_ms),
             output.describe(),
         );
@@ -442,7 +446,12 @@ pub fn run(args: RunArgs) -> Result<()> {
                 timely::dataflow::operators::generic::operator::empty(scope)
             };
             // The deduplicated trades feed the candles and the abuse rules alike.
-            let abuse = abuse_rows(checked.trades.clone(), &settings, &windows);
+            let abuse = abuse_rows(
+                checked.trades.clone(),
+                &settings,
+                &windows,
+                Arc::clone(&worker_counters),
+            );
             // Every table's rows into the one sink input.
             let rows = candles(checked.trades, &windows)
                 .concat(streams.candles)
@@ -512,6 +521,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     if paced && !status.window_lags_ms.is_empty() {
         println!("{}", latency_line(&status.window_lags_ms, lateness_ms));
     }
+    if paced {
+        if let Some(line) = decision_line(&counters.decisions()) {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 
@@ -534,11 +548,13 @@ fn replay_horizon(settings: &Settings, windows: &Windows) -> Horizon {
 }
 
 /// The `alerts` and `wash_stats` rows of the market-abuse rules over `trades` (each trade
-/// once, at its coarsened event time); no operator at all for a family switched off.
+/// once, at its coarsened event time); no operator at all for a family switched off. Each
+/// alert's delay after the watermark passed its event time is noted in `counters`.
 fn abuse_rows<'scope>(
     trades: Stream<'scope, u64, Vec<Trade>>,
     settings: &Settings,
     windows: &Windows,
+    counters: Arc<Counters>,
 ) -> Stream<'scope, u64, Vec<Row>> {
     let scope = trades.scope();
     let mut rows = Vec::new();
@@ -550,11 +566,23 @@ fn abuse_rows<'scope>(
         } else {
             market::market_alerts(trades.clone(), &settings.market, windows)
         };
-        rows.push(market.alerts.map(Row::from));
+        let noted = Arc::clone(&counters);
+        rows.push(
+            market
+                .alerts
+                .inspect(move |a| noted.note_decision(a.kind.as_str(), a.event_ms, a.detected_ms))
+                .map(Row::from),
+        );
         rows.push(market.wash_stats.map(Row::from));
     }
     if settings.accounts.any_enabled() {
-        rows.push(accounts::account_alerts(trades, &settings.accounts).map(Row::from));
+        rows.push(
+            accounts::account_alerts(trades, &settings.accounts)
+                .inspect(move |a| {
+                    counters.note_decision(a.kind.as_str(), a.event_ms, a.detected_ms)
+                })
+                .map(Row::from),
+        );
     }
     scope.concatenate(rows)
 }
@@ -575,6 +603,37 @@ fn latency_line(lags: &[u64], lateness_ms: u64) -> String {
         lags.len(),
         lateness_ms
     )
+}
+
+/// Percentiles of the time from the watermark passing an alert's event time to its decision
+/// (`detected_ms`), over all alerts and per kind. The watermark passing is the wall-clock
+/// moment every local worker's source had moved beyond that time.
+fn decision_line(delays: &BTreeMap<&'static str, Vec<u64>>) -> Option<String> {
+    let stats = |delays: &[u64]| {
+        let mut delays = delays.to_vec();
+        delays.sort_unstable();
+        let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
+        format!(
+            "p50 {} ms, p99 {} ms, max {} ms ({})",
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            delays.len()
+        )
+    };
+    let all: Vec<u64> = delays.values().flatten().copied().collect();
+    if all.is_empty() {
+        return None;
+    }
+    let kinds: Vec<String> = delays
+        .iter()
+        .map(|(kind, d)| format!("{kind} {}", stats(d)))
+        .collect();
+    Some(format!(
+        "tickflow: alerts decided after the watermark passed their event time: {}; {}",
+        stats(&all),
+        kinds.join("; ")
+    ))
 }
 
 /// The one-line summary of a finished run.
@@ -751,6 +810,7 @@ fn run_identity(
         Format::BinanceCsv { symbol } => format!("binance-csv:{symbol}"),
         Format::CandleCsv => "candle-csv".to_owned(),
     };
+    let granule = format_duration(windows.granule());
     let windows: Vec<String> = windows
         .sizes()
         .iter()
@@ -759,6 +819,7 @@ fn run_identity(
     identity
         .with("format", format)
         .with("windows", windows.join(","))
+        .with("granule", granule)
         .with("lateness", format_duration(lateness_ms))
         .with("max_time_jump", format_duration(max_time_jump_ms))
         .with("store_trades", store_trades)

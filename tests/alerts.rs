@@ -204,6 +204,21 @@ fn every_injected_kind_is_alerted_identically_on_any_workers_and_after_kills() {
     assert_eq!(rows(&w1, ALERTS), rows(&path(dir, "w2.db"), ALERTS));
     assert_eq!(rows(&w1, WASH_STATS), rows(&path(dir, "w2.db"), WASH_STATS));
 
+    // The timestamp granule (default 100 ms) paces the watermark, not the results: whole
+    // seconds give the same tables.
+    let mut coarse = args("g1s.db", "2");
+    coarse.extend(["--granule".to_owned(), "1s".to_owned()]);
+    tickflow(dir, &strs(&coarse));
+    let g1s = path(dir, "g1s.db");
+    for query in [
+        ALERTS,
+        WASH_STATS,
+        "SELECT * FROM candles ORDER BY symbol, window_ms, start_ms",
+        "SELECT * FROM quality ORDER BY symbol, window_ms, start_ms",
+    ] {
+        assert_eq!(rows(&g1s, query), rows(&w1, query), "{query}");
+    }
+
     // Killed twice partway through, then resumed to the end.
     let killed = args("killed.db", "2");
     let killed = strs(&killed);

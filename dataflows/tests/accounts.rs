@@ -834,8 +834,13 @@ fn defaults_find_injected_anomalies() {
     for q in report("defaults", &spec, &alerts, &market.truth) {
         let (recall, precision) = match q.kind {
             AlertKind::WashTrade => (100, 100),
-            // 40 injections each: the long runs in `measure_detection_quality` measure
-            // 0.93–0.96; this guards against regressions, it does not measure.
+            // 40 injections each: this guards against regressions, it does not measure.
+            // Velocity bursts measure 0.93–0.96 in `measure_detection_quality`. This
+            // market's background closes equal-quantity 2-cycles between mid-rate accounts
+            // by chance (the generator's does not), and at the default `max_expected = 1e-8`
+            // a few pass for rings: 36 of 40 alerts true here (1e-10 gives fewer chance
+            // rings and misses more of the injected ones between busy accounts).
+            AlertKind::WashRing => (75, 85),
             _ => (75, 95),
         };
         assert!(q.found * 100 >= q.truths * recall, "{} recall", q.kind);

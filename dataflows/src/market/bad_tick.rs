@@ -2,7 +2,9 @@
 //!
 //! The prevailing price is the median of the symbol's recent trade prices: the last
 //! [`BadTickConfig::trades`] trades no older than [`BadTickConfig::max_age_ms`], as they stood
-//! before the trade's timely time (statistics are taken once per time batch, not per trade).
+//! at the start of the trade's second of event time (statistics are taken once per second,
+//! not per trade, and not per timely time: so decisions do not depend on the timestamp
+//! granule).
 //! A trade is a bad tick when
 //!
 //! ```text
@@ -73,7 +75,7 @@ struct Window {
     prices: VecDeque<(u64, f64, i64)>,
 }
 
-/// The statistics of a window, taken once per batch.
+/// The statistics of a window, taken once per second.
 #[derive(Debug, Clone, Copy)]
 struct Stats {
     n: usize,
@@ -145,11 +147,18 @@ pub(crate) struct BadTick {
     clean: Window,
     values: Vec<f64>,
     scratch: Vec<f64>,
+    /// The second (its start, ms) the statistics below were taken at, and the raw and
+    /// clean windows' statistics then.
+    taken: Option<(u64, Stats, Stats)>,
 }
+
+/// How often the statistics are taken: at the start of each second of event time.
+const STATS_MS: u64 = 1_000;
 
 impl BadTick {
     /// Checks one batch (the trades of one symbol at timely time `time`, in `(time_ms, id)`
-    /// order) and sets `flags[i]` for every bad tick, with its alert in `alerts`.
+    /// order; times in increasing order, none spanning two seconds) and sets `flags[i]` for
+    /// every bad tick, with its alert in `alerts`.
     pub(crate) fn batch(
         &mut self,
         config: &BadTickConfig,
@@ -160,13 +169,22 @@ impl BadTick {
     ) {
         flags.clear();
         flags.resize(trades.len(), false);
-        let oldest = time.saturating_sub(config.max_age_ms);
-        self.raw.evict_older_than(oldest);
-        self.clean.evict_older_than(oldest);
-        let raw = self.raw.stats(config, &mut self.values, &mut self.scratch);
-        let clean = self
-            .clean
-            .stats(config, &mut self.values, &mut self.scratch);
+        let second = time - time % STATS_MS;
+        let (raw, clean) = match self.taken {
+            Some((taken, raw, clean)) if taken == second => (raw, clean),
+            _ => {
+                // Every trade before this second is in the windows, none of it yet.
+                let oldest = second.saturating_sub(config.max_age_ms);
+                self.raw.evict_older_than(oldest);
+                self.clean.evict_older_than(oldest);
+                let raw = self.raw.stats(config, &mut self.values, &mut self.scratch);
+                let clean = self
+                    .clean
+                    .stats(config, &mut self.values, &mut self.scratch);
+                self.taken = Some((second, raw, clean));
+                (raw, clean)
+            }
+        };
         for (trade, flag) in trades.iter().zip(flags.iter_mut()) {
             let price = trade.price.to_f64();
             let raw_flag = raw.n >= config.min_trades && (price - raw.median).abs() > raw.threshold;

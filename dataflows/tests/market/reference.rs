@@ -40,13 +40,14 @@ fn step_of(trade: &Trade) -> f64 {
     10f64.powi(zeros as i32) / 1e8
 }
 
-/// `bad_tick` flags of one symbol's trades: `(raw flag, alert)` per trade.
-pub fn bad_tick_flags(config: &MarketConfig, granule: u64, trades: &[Trade]) -> Vec<(bool, bool)> {
+/// `bad_tick` flags of one symbol's trades: `(raw flag, alert)` per trade, each judged on
+/// the trades of the seconds before its own.
+pub fn bad_tick_flags(config: &MarketConfig, trades: &[Trade]) -> Vec<(bool, bool)> {
     let c = &config.bad_tick;
-    let batch = |t: &Trade| t.time_ms - t.time_ms % granule;
+    let batch = |t: &Trade| t.time_ms - t.time_ms % 1000;
     let check = |i: usize, eligible: &dyn Fn(usize) -> bool| -> bool {
         let b = batch(&trades[i]);
-        // The previous batches' trades, newest first, no older than `max_age`.
+        // The previous seconds' trades, newest first, no older than `max_age`.
         let hi = trades.partition_point(|t| batch(t) < b);
         let mut window: Vec<usize> = (0..hi)
             .rev()
@@ -74,10 +75,10 @@ pub fn bad_tick_flags(config: &MarketConfig, granule: u64, trades: &[Trade]) -> 
         .collect()
 }
 
-pub fn bad_ticks(config: &MarketConfig, granule: u64, trades: &[Trade]) -> Vec<Key> {
+pub fn bad_ticks(config: &MarketConfig, trades: &[Trade]) -> Vec<Key> {
     let mut keys = Vec::new();
     for list in by_symbol(trades).values() {
-        for (trade, (_, alert)) in list.iter().zip(bad_tick_flags(config, granule, list)) {
+        for (trade, (_, alert)) in list.iter().zip(bad_tick_flags(config, list)) {
             if alert {
                 keys.push((
                     AlertKind::BadTick,
@@ -194,12 +195,12 @@ pub fn bursts(config: &MarketConfig, trades: &[Trade]) -> Vec<Key> {
     keys
 }
 
-pub fn pumps(config: &MarketConfig, granule: u64, trades: &[Trade]) -> Vec<Key> {
+pub fn pumps(config: &MarketConfig, trades: &[Trade]) -> Vec<Key> {
     let c = &config.pump_and_dump;
     let mut keys = Vec::new();
     for list in by_symbol(trades).values() {
         let flags = if config.bad_tick.enabled {
-            bad_tick_flags(config, granule, list)
+            bad_tick_flags(config, list)
         } else {
             vec![(false, false); list.len()]
         };

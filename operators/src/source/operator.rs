@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -146,6 +146,10 @@ pub struct Counters {
     pub rejected: AtomicU64,
     /// Each local worker's capability (its watermark); `u64::MAX` once it has finished.
     pub watermarks: Vec<AtomicU64>,
+    /// Each local worker's recent watermark advances: `(new watermark, wall-clock ms)`.
+    passages: Vec<Mutex<VecDeque<(u64, u64)>>>,
+    /// Per alert kind, the decision delays noted by [`Counters::note_decision`].
+    decisions: Mutex<BTreeMap<&'static str, Vec<u64>>>,
     /// Bytes of reject rows sent to the sink and not yet committed (on the process that
     /// writes; see [`SourceConfig::reject_backlog`]).
     pub uncommitted_reject_bytes: AtomicU64,
@@ -156,6 +160,7 @@ impl Counters {
     pub fn new(workers: usize) -> Counters {
         Counters {
             watermarks: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            passages: (0..workers).map(|_| Mutex::default()).collect(),
             ..Counters::default()
         }
     }
@@ -168,7 +173,57 @@ impl Counters {
             .min()
             .filter(|&w| w != u64::MAX)
     }
+
+    /// Notes that worker `slot`'s watermark advanced to `watermark` now.
+    fn note_passage(&self, slot: usize, watermark: u64) {
+        if let Some(log) = self.passages.get(slot) {
+            let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            if log.len() == MAX_PASSAGES {
+                log.pop_front();
+            }
+            log.push_back((watermark, now_ms()));
+        }
+    }
+
+    /// The wall-clock time at which every local worker's watermark had passed event time
+    /// `event_ms` (the dataflow's frontier was beyond it), if all of them have and it is
+    /// still in the log.
+    pub fn passed_at(&self, event_ms: u64) -> Option<u64> {
+        let mut latest = None;
+        for log in &self.passages {
+            let log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = log.partition_point(|&(watermark, _)| watermark <= event_ms);
+            let &(_, wall) = log.get(at)?;
+            latest = latest.max(Some(wall));
+        }
+        latest
+    }
+
+    /// Notes an alert of `kind` about event time `event_ms`, decided at `detected_ms`: its
+    /// delay after the watermark passed that time (alerts older than the log are left out).
+    pub fn note_decision(&self, kind: &'static str, event_ms: u64, detected_ms: u64) {
+        if let Some(passed) = self.passed_at(event_ms) {
+            self.decisions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(kind)
+                .or_default()
+                .push(detected_ms.saturating_sub(passed));
+        }
+    }
+
+    /// The delays noted by [`Counters::note_decision`], per kind.
+    pub fn decisions(&self) -> BTreeMap<&'static str, Vec<u64>> {
+        self.decisions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
+
+/// Watermark advances each worker keeps for [`Counters::passed_at`]: with whole-second
+/// granules, more than a day of them.
+const MAX_PASSAGES: usize = 100_000;
 
 /// Per-worker totals for the summary line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -768,6 +823,7 @@ pub fn partitioned_source<'scope, P: Partition>(
                 }
             }
             if let Some(low) = low.filter(|low| low > held[0].time()) {
+                counters.note_passage(slot, low);
                 for cap in held.iter_mut() {
                     cap.downgrade(&low);
                 }

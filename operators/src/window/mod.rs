@@ -56,7 +56,23 @@ impl Windows {
         &self.sizes
     }
 
-    /// The gcd of the sizes: the resolution timestamps need for windows to close exactly.
+    /// The same sizes, with timestamps at most `ms` apart: the granule becomes the gcd of the
+    /// sizes and `ms` (0 leaves it as it is). A finer granule lets the watermark advance in
+    /// smaller steps (lower latency), a coarser one means fewer distinct times.
+    ///
+    /// ```
+    /// use tickflow_operators::window::Windows;
+    /// let w = Windows::parse("1s,1m").unwrap().with_granule(100);
+    /// assert_eq!((w.sizes(), w.granule()), (&[1_000, 60_000][..], 100));
+    /// assert_eq!(Windows::parse("1s").unwrap().with_granule(300).granule(), 100);
+    /// ```
+    pub fn with_granule(mut self, ms: u64) -> Windows {
+        self.granule = gcd(self.granule, ms);
+        self
+    }
+
+    /// The resolution of timestamps: the gcd of the sizes (and of the granule asked for in
+    /// [`Windows::with_granule`]), so that windows close exactly.
     pub fn granule(&self) -> u64 {
         self.granule
     }
