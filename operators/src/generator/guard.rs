@@ -26,15 +26,18 @@ pub const GUARD_MS: u64 = 10_000;
 /// closes a cycle) the trade is left as it was.
 const MAX_TRIES: u64 = 64;
 
-/// One recent trade as an edge: event time, seller, buyer.
-type Edge = (u64, Account, Account);
+/// One recent trade as an edge: event time, quantity (units), seller, buyer.
+type Edge = (u64, i64, Account, Account);
 
-/// The recent edges by quantity, with their expiry order.
+/// The recent edges, indexed by quantity and accounts, with their expiry order.
 #[derive(Clone, Debug, Default)]
 pub(super) struct CycleGuard {
-    by_qty: FxHashMap<i64, VecDeque<Edge>>,
-    /// Quantities of the edges in arrival (event-time) order, for expiry.
-    order: VecDeque<(u64, i64)>,
+    /// How many recent edges run `seller → buyer` with a quantity.
+    pairs: FxHashMap<(i64, Account, Account), u32>,
+    /// The buyers of each seller's recent edges of a quantity, with multiplicity.
+    outs: FxHashMap<(i64, Account), FxHashMap<Account, u32>>,
+    /// The recent edges in event-time order, for expiry.
+    order: VecDeque<Edge>,
     accounts: u64,
 }
 
@@ -52,18 +55,19 @@ impl CycleGuard {
         self.expire(trade.time_ms);
         if let (Some(buyer), Some(seller)) = (trade.buyer, trade.seller) {
             if let Some(rank) = rank(&seller) {
-                let edges = self.by_qty.get(&trade.qty.0);
+                let qty = trade.qty.0;
+                let pool = self.accounts.max(1);
                 let mut seller = (rank, seller);
                 let mut tries = 0;
-                while edges.is_some_and(|edges| closes(edges, seller.1, buyer)) {
+                while self.closes(qty, seller.1, buyer) {
                     tries += 1;
                     if tries > MAX_TRIES.min(self.accounts) {
                         seller = (rank, trade.seller.unwrap_or(seller.1));
                         break;
                     }
-                    let mut next = (seller.0 + 1) % self.accounts.max(1);
+                    let mut next = (seller.0 + 1) % pool;
                     if account(next) == Some(buyer) {
-                        next = (next + 1) % self.accounts.max(1);
+                        next = (next + 1) % pool;
                     }
                     match account(next) {
                         Some(name) => seller = (next, name),
@@ -80,38 +84,53 @@ impl CycleGuard {
     pub(super) fn remember(&mut self, trade: &Trade) {
         self.expire(trade.time_ms);
         if let (Some(buyer), Some(seller)) = (trade.buyer, trade.seller) {
-            self.by_qty
-                .entry(trade.qty.0)
+            let qty = trade.qty.0;
+            *self.pairs.entry((qty, seller, buyer)).or_default() += 1;
+            *self
+                .outs
+                .entry((qty, seller))
                 .or_default()
-                .push_back((trade.time_ms, seller, buyer));
-            self.order.push_back((trade.time_ms, trade.qty.0));
+                .entry(buyer)
+                .or_default() += 1;
+            self.order.push_back((trade.time_ms, qty, seller, buyer));
         }
     }
 
+    /// Whether an edge `seller → buyer` of `qty` closes a 2-cycle (an edge buyer → seller)
+    /// or a 3-cycle (edges buyer → c and c → seller) with the recent edges.
+    fn closes(&self, qty: i64, seller: Account, buyer: Account) -> bool {
+        self.pairs.contains_key(&(qty, buyer, seller))
+            || self.outs.get(&(qty, buyer)).is_some_and(|next| {
+                next.keys()
+                    .any(|&c| c != buyer && self.pairs.contains_key(&(qty, c, seller)))
+            })
+    }
+
     fn expire(&mut self, now_ms: u64) {
-        while let Some(&(time, qty)) = self.order.front() {
+        while let Some(&(time, qty, seller, buyer)) = self.order.front() {
             if time.saturating_add(GUARD_MS) >= now_ms {
                 break;
             }
             self.order.pop_front();
-            if let Some(edges) = self.by_qty.get_mut(&qty) {
-                edges.pop_front();
-                if edges.is_empty() {
-                    self.by_qty.remove(&qty);
+            if let Some(n) = self.pairs.get_mut(&(qty, seller, buyer)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.pairs.remove(&(qty, seller, buyer));
+                }
+            }
+            if let Some(next) = self.outs.get_mut(&(qty, seller)) {
+                if let Some(n) = next.get_mut(&buyer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        next.remove(&buyer);
+                    }
+                }
+                if next.is_empty() {
+                    self.outs.remove(&(qty, seller));
                 }
             }
         }
     }
-}
-
-/// Whether an edge `seller → buyer` closes a 2-cycle (an edge buyer → seller) or a 3-cycle
-/// (edges buyer → c and c → seller) with `edges`.
-fn closes(edges: &VecDeque<Edge>, seller: Account, buyer: Account) -> bool {
-    edges.iter().any(|&(_, s, b)| {
-        s == buyer
-            && (b == seller
-                || (b != buyer && edges.iter().any(|&(_, s2, b2)| s2 == b && b2 == seller)))
-    })
 }
 
 /// The rank of a generated account name (`acct-000417` → 417).
