@@ -591,9 +591,7 @@ fn abuse_rows<'scope>(
 /// time follows the wall clock, so this is the result latency a user sees; it includes the
 /// allowed lateness, which a window must wait for by definition.
 fn latency_line(lags: &[u64], lateness_ms: u64) -> String {
-    let mut lags = lags.to_vec();
-    lags.sort_unstable();
-    let at = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    let at = quantiles(lags);
     format!(
         "tickflow: window end → committed: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms over {} candles (includes the {} ms lateness)",
         at(0.5),
@@ -605,14 +603,19 @@ fn latency_line(lags: &[u64], lateness_ms: u64) -> String {
     )
 }
 
+/// The `q`-quantile of `values` (not empty), by rounded rank, for any `q` in `[0, 1]`.
+fn quantiles(values: &[u64]) -> impl Fn(f64) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    move |q| sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 /// Percentiles of the time from the watermark passing an alert's event time to its decision
 /// (`detected_ms`), over all alerts and per kind. The watermark passing is the wall-clock
 /// moment every local worker's source had moved beyond that time.
 fn decision_line(delays: &BTreeMap<&'static str, Vec<u64>>) -> Option<String> {
     let stats = |delays: &[u64]| {
-        let mut delays = delays.to_vec();
-        delays.sort_unstable();
-        let at = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
+        let at = quantiles(delays);
         format!(
             "p50 {} ms, p99 {} ms, max {} ms ({})",
             at(0.5),

@@ -158,7 +158,14 @@ mod tests {
 
     /// Brute force over the kept trades: any equal-quantity 2- or 3-cycle among them.
     fn has_cycle(trades: &[Trade]) -> bool {
-        let edge = |t: &Trade| (t.seller.unwrap(), t.buyer.unwrap(), t.qty, t.time_ms);
+        let edge = |t: &Trade| {
+            (
+                t.seller.expect("seller"),
+                t.buyer.expect("buyer"),
+                t.qty,
+                t.time_ms,
+            )
+        };
         for (i, a) in trades.iter().enumerate() {
             for (j, b) in trades.iter().enumerate() {
                 let ((sa, ba, qa, ta), (sb, bb, qb, tb)) = (edge(a), edge(b));
