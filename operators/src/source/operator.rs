@@ -200,15 +200,18 @@ impl Counters {
     }
 
     /// Notes an alert of `kind` about event time `event_ms`, decided at `detected_ms`: its
-    /// delay after the watermark passed that time (alerts older than the log are left out).
+    /// delay after the watermark passed that time (alerts older than the log are left out,
+    /// and so is every alert of a kind after its first [`MAX_DECISIONS`]).
     pub fn note_decision(&self, kind: &'static str, event_ms: u64, detected_ms: u64) {
         if let Some(passed) = self.passed_at(event_ms) {
-            self.decisions
+            let mut decisions = self
+                .decisions
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(kind)
-                .or_default()
-                .push(detected_ms.saturating_sub(passed));
+                .unwrap_or_else(PoisonError::into_inner);
+            let delays = decisions.entry(kind).or_default();
+            if delays.len() < MAX_DECISIONS {
+                delays.push(detected_ms.saturating_sub(passed));
+            }
         }
     }
 
@@ -221,9 +224,12 @@ impl Counters {
     }
 }
 
-/// Watermark advances each worker keeps for [`Counters::passed_at`]: with whole-second
-/// granules, more than a day of them.
+/// Watermark advances each worker keeps for [`Counters::passed_at`]: with the default
+/// 100 ms granule, almost 3 hours of them.
 const MAX_PASSAGES: usize = 100_000;
+
+/// Decision delays kept per alert kind: memory stays bounded on a run of any length.
+const MAX_DECISIONS: usize = 1_000_000;
 
 /// Per-worker totals for the summary line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -859,5 +865,29 @@ pub fn partitioned_source<'scope, P: Partition>(
         candles,
         rejects,
         progress,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_is_passed_when_every_worker_has_passed_it() {
+        let counters = Counters::new(2);
+        counters.note_passage(0, 2_000);
+        assert_eq!(counters.passed_at(1_500), None, "worker 1 has not moved");
+        counters.note_passage(1, 1_000);
+        assert_eq!(counters.passed_at(1_500), None, "worker 1 is at 1000");
+        let before = now_ms();
+        counters.note_passage(1, 3_000);
+        let at = counters.passed_at(1_500).expect("both are beyond 1500");
+        assert!((before..=now_ms()).contains(&at), "{before} {at}");
+        // Beyond 1999 needs a watermark of at least 2000 + 1: worker 0 is at 2000.
+        assert_eq!(counters.passed_at(2_000), None);
+        assert!(counters.passed_at(999).is_some());
+        counters.note_decision("bad_tick", 1_500, at + 7);
+        counters.note_decision("bad_tick", 2_500, at + 7); // not passed: left out
+        assert_eq!(counters.decisions()["bad_tick"], vec![7]);
     }
 }
