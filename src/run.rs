@@ -448,6 +448,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             // The deduplicated trades feed the candles and the abuse rules alike.
             let abuse = abuse_rows(
                 checked.trades.clone(),
+                checked.with_accounts,
                 &settings,
                 &windows,
                 Arc::clone(&worker_counters),
@@ -548,10 +549,12 @@ fn replay_horizon(settings: &Settings, windows: &Windows) -> Horizon {
 }
 
 /// The `alerts` and `wash_stats` rows of the market-abuse rules over `trades` (each trade
-/// once, at its coarsened event time); no operator at all for a family switched off. Each
+/// once, at its coarsened event time; the account rules see only `with_accounts`, those of
+/// them that name both accounts); no operator at all for a family switched off. Each
 /// alert's delay after the watermark passed its event time is noted in `counters`.
 fn abuse_rows<'scope>(
     trades: Stream<'scope, u64, Vec<Trade>>,
+    with_accounts: Stream<'scope, u64, Vec<Trade>>,
     settings: &Settings,
     windows: &Windows,
     counters: Arc<Counters>,
@@ -562,9 +565,9 @@ fn abuse_rows<'scope>(
         // The quality dataflow, when on, hands each trade out on the worker its symbol's
         // hash picks, where the market rules would exchange it to: no second exchange.
         let market = if settings.quality.enabled {
-            market::market_alerts_by_symbol(trades.clone(), &settings.market, windows)
+            market::market_alerts_by_symbol(trades, &settings.market, windows)
         } else {
-            market::market_alerts(trades.clone(), &settings.market, windows)
+            market::market_alerts(trades, &settings.market, windows)
         };
         let noted = Arc::clone(&counters);
         rows.push(
@@ -577,7 +580,7 @@ fn abuse_rows<'scope>(
     }
     if settings.accounts.any_enabled() {
         rows.push(
-            accounts::account_alerts(trades, &settings.accounts)
+            accounts::account_alerts(with_accounts, &settings.accounts)
                 .inspect(move |a| {
                     counters.note_decision(a.kind.as_str(), a.event_ms, a.detected_ms)
                 })

@@ -462,6 +462,9 @@ pub fn trade_line(trade: &Trade) -> Vec<u8> {
     line
 }
 
+/// The room a new batch of staged trades starts with (128 bytes a trade).
+const STAGED_BATCH: usize = 512;
+
 /// Output buffers of one activation; flushed under capabilities delayed to each time.
 #[derive(Default)]
 struct Staged {
@@ -479,7 +482,13 @@ impl Staged {
     fn trade(&mut self, time: u64, trade: Sourced) {
         match self.trades.binary_search_by_key(&time, |&(time, _)| time) {
             Ok(at) => self.trades[at].1.push(trade),
-            Err(at) => self.trades.insert(at, (time, vec![trade])),
+            Err(at) => {
+                // An activation stages up to a few thousand trades a time: room for a good
+                // share of them at once, instead of growing (and copying) from one.
+                let mut batch = Vec::with_capacity(STAGED_BATCH);
+                batch.push(trade);
+                self.trades.insert(at, (time, batch));
+            }
         }
     }
 }
