@@ -8,5 +8,6 @@ pub mod accounts;
 pub mod candles;
 pub mod market;
 pub mod quality;
+pub mod regression;
 
 pub use candles::candles;

@@ -12,6 +12,7 @@ pub mod model;
 pub mod parse;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod regression;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -8,6 +8,7 @@
 pub mod candles;
 pub mod decimal;
 pub mod json;
+pub mod least_squares;
 
 pub use candles::{candles, Candle, Trade};
 

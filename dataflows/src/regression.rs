@@ -1,0 +1,518 @@
+//! Per-symbol linear models over the candle stream, maintained exactly and incrementally in
+//! differential dataflow, with prequential evaluation against a persistence baseline.
+//!
+//! ```text
+//!  candles ─Exchange(symbol)─▶ [ModelSamples] ─┬─▶ (symbol, +Stats(sample)) at the time it enters,
+//!                                              │   (symbol, −Stats(sample)) when N later ones have
+//!                                              │        │
+//!                                              │        ▼ count_total: (symbol, Σ Stats) per time
+//!                                              └─▶ samples ──▶ [ModelEvaluate] ─┬─▶ models rows
+//!                                                                              └─▶ predictions rows
+//! ```
+//!
+//! **Samples.** Per symbol, the candles of one window size in start order; with horizon `h`,
+//! the features of candle `t` and the close of candle `t + h` (the `h`-th candle after it
+//! that exists: a window without trades has no candle) make a sample, entering at the
+//! timely time candle `t + h` is decided. `h = 0` is a nowcast: a candle's open, high, low
+//! and volume explain its own close. With `window = N` a sample leaves when the `N`-th
+//! later one enters; without, every sample stays (all history).
+//!
+//! **Exact.** A sample enters as its [`Stats`] (integers at the decimals' scale) and leaves
+//! as their negation, so `count_total` holds the exact statistics of the samples present at
+//! every time, at a cost per sample that does not depend on `N`.
+//!
+//! **Versions.** A symbol's model changes at each time its statistics do; the version is
+//! the start (ms) of the newest candle whose close is in them: increasing, and the same in
+//! any run over the same input. `updated_ms` is that candle's end, event time too.
+//!
+//! **Prequential evaluation.** Each sample is first predicted with the model as it was
+//! before the sample's time (its close is not known to that model), then learnt. Errors
+//! accumulate per symbol over every prediction made: `rmse`, `r2 = 1 − SSE/SST` (SST
+//! around the mean of the actual closes predicted), and the persistence baseline's
+//! `baseline_rmse` over the same predictions: close(t+h) predicted as close(t) (`h ≥ 1`),
+//! or as the previous candle's close (`h = 0`).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::operators::CountTotal;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use tickflow_operators::model::{Candle, Fixed, Symbol, SCALE};
+use tickflow_operators::regression::{fit, Fit, Stats};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::operators::{Capability, InputCapability};
+use timely::dataflow::Stream;
+
+/// A model feature: a column of the candle.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// First price.
+    Open,
+    /// Highest price.
+    High,
+    /// Lowest price.
+    Low,
+    /// Last price (as a feature: with `h ≥ 1` it explains a later close).
+    Close,
+    /// `Σq`.
+    Volume,
+    /// Volume-weighted average price (unknown for candle-file rows: those samples are
+    /// skipped).
+    Vwap,
+    /// Number of trades (unknown for candle-file rows).
+    Trades,
+}
+
+impl Feature {
+    /// Every feature, by name.
+    pub const ALL: [Feature; 7] = [
+        Feature::Open,
+        Feature::High,
+        Feature::Low,
+        Feature::Close,
+        Feature::Volume,
+        Feature::Vwap,
+        Feature::Trades,
+    ];
+
+    /// The name used on the command line and in the `models` table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Open => "open",
+            Feature::High => "high",
+            Feature::Low => "low",
+            Feature::Close => "close",
+            Feature::Volume => "volume",
+            Feature::Vwap => "vwap",
+            Feature::Trades => "trades",
+        }
+    }
+
+    /// The feature named `name`.
+    pub fn parse(name: &str) -> Result<Feature, String> {
+        Feature::ALL
+            .into_iter()
+            .find(|f| f.name() == name.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "unknown model feature {name:?} (one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// The value in a candle at the decimals' fixed-point scale, when known.
+    pub fn of(self, candle: &Candle) -> Option<i128> {
+        match self {
+            Feature::Open => Some(candle.open.0.into()),
+            Feature::High => Some(candle.high.0.into()),
+            Feature::Low => Some(candle.low.0.into()),
+            Feature::Close => Some(candle.close.0.into()),
+            Feature::Volume => Some(candle.volume.0),
+            Feature::Vwap => candle.vwap.map(|v| v.0.into()),
+            Feature::Trades => candle.trades.map(|t| i128::from(t) * i128::from(SCALE)),
+        }
+    }
+}
+
+/// The model settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// The candle window the model learns from, ms.
+    pub window_ms: u64,
+    /// Features, in order (default open, high, low, volume); the intercept is always fitted.
+    pub features: Vec<Feature>,
+    /// Features of candle `t` predict the close of candle `t + horizon`.
+    pub horizon: usize,
+    /// Train on the last `N` samples; `None`: all history.
+    pub window: Option<usize>,
+    /// Ridge penalty on standardized coefficients (0: ordinary least squares).
+    pub ridge: f64,
+}
+
+impl ModelConfig {
+    /// The default features.
+    pub const DEFAULT_FEATURES: [Feature; 4] =
+        [Feature::Open, Feature::High, Feature::Low, Feature::Volume];
+}
+
+/// One model version: a row of `models`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRow {
+    /// Trading pair.
+    pub symbol: String,
+    /// The start of the newest candle whose close the statistics hold.
+    pub version: u64,
+    /// That candle's end (event time).
+    pub updated_ms: u64,
+    /// Samples in the fit.
+    pub n: u64,
+    /// Feature names, in coefficient order.
+    pub features: Vec<String>,
+    /// One per feature; empty when not solved.
+    pub coefficients: Vec<f64>,
+    /// `None` when not solved.
+    pub intercept: Option<f64>,
+    /// Prequential RMSE of the model over every prediction so far (`None` before the first).
+    pub rmse: Option<f64>,
+    /// Prequential `1 − SSE/SST` over the same predictions.
+    pub r2: Option<f64>,
+    /// Prequential RMSE of the persistence forecast over the predictions it could make.
+    pub baseline_rmse: Option<f64>,
+    /// RMSE of the fit on its own samples.
+    pub in_sample_rmse: Option<f64>,
+    /// Condition estimate of the standardized normal equations.
+    pub condition: Option<f64>,
+    /// `ok`, `ill_conditioned`, `too_few`, `singular` or `overflow`.
+    pub status: String,
+}
+
+/// One prediction, made before its actual was known: a row of `predictions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictionRow {
+    /// Trading pair.
+    pub symbol: String,
+    /// Candle window, ms.
+    pub window_ms: u64,
+    /// Start of the predicted candle.
+    pub start_ms: u64,
+    /// The version that predicted it (`None`: no model yet, no prediction).
+    pub model_version: Option<u64>,
+    /// The model's prediction of the close.
+    pub predicted: Option<f64>,
+    /// The close.
+    pub actual: f64,
+    /// The persistence forecast of the same close, when there is one.
+    pub baseline: Option<f64>,
+}
+
+/// A sample as the evaluation sees it, in real units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Sample {
+    symbol: Symbol,
+    /// Start of the candle whose close is the target.
+    target_ms: u64,
+    features: Vec<f64>,
+    actual: f64,
+    baseline: Option<f64>,
+}
+
+/// What the regression dataflow produces.
+#[derive(Debug)]
+pub struct RegressionStreams<'scope> {
+    /// One row per model version.
+    pub models: Stream<'scope, u64, Vec<ModelRow>>,
+    /// One row per sample predicted.
+    pub predictions: Stream<'scope, u64, Vec<PredictionRow>>,
+}
+
+fn real(value: i128) -> f64 {
+    value as f64 / SCALE as f64
+}
+
+fn fixed_real(value: Fixed) -> f64 {
+    real(value.0.into())
+}
+
+/// Per symbol: the candles awaiting their target, and the samples in the training window.
+#[derive(Default)]
+struct Pending {
+    /// The last `h + 1` candles' features (when all known) and closes, oldest first.
+    candles: VecDeque<(Option<Vec<i128>>, Fixed)>,
+    /// The close of the candle before the oldest in `candles` (the `h = 0` baseline).
+    before: Option<Fixed>,
+    /// Samples in the window, oldest first.
+    window: VecDeque<Stats>,
+}
+
+/// The models of `config` over `candles` (each candle once, at the time it is decided; any
+/// window sizes: only `config.window_ms` is used).
+pub fn regression<'scope>(
+    candles: Stream<'scope, u64, Vec<Candle>>,
+    config: &ModelConfig,
+) -> RegressionStreams<'scope> {
+    let window_ms = config.window_ms;
+    let candles = candles.filter(move |c| c.window_ms == window_ms);
+    let (updates, samples) = model_samples(candles, config);
+    let totals = updates
+        .as_collection()
+        .count_total()
+        .inner
+        .filter(|(_, _, diff)| *diff > 0);
+    evaluate(totals, samples, config)
+}
+
+type Updates<'scope> = Stream<'scope, u64, Vec<(Symbol, u64, Stats)>>;
+
+/// Each symbol's statistics at each time they change (the insertions of `count_total`).
+type Totals<'scope> = Stream<'scope, u64, Vec<((Symbol, Stats), u64, isize)>>;
+
+/// Candles → sample statistics in and out of the window, and samples to evaluate.
+fn model_samples<'scope>(
+    candles: Stream<'scope, u64, Vec<Candle>>,
+    config: &ModelConfig,
+) -> (Updates<'scope>, Stream<'scope, u64, Vec<Sample>>) {
+    let features = config.features.clone();
+    let horizon = config.horizon;
+    let limit = config.window;
+    let mut builder = OperatorBuilder::new("ModelSamples".to_owned(), candles.scope());
+    let mut input = builder.new_input(candles, Exchange::new(|c: &Candle| c.symbol.stable_hash()));
+    let (mut updates_out, updates) = builder.new_output::<Vec<(Symbol, u64, Stats)>>();
+    let (mut samples_out, samples) = builder.new_output::<Vec<Sample>>();
+    builder.build(move |_capabilities| {
+        let mut stash: BTreeMap<u64, (Vec<Capability<u64>>, Vec<Candle>)> = BTreeMap::new();
+        let mut symbols: FxHashMap<Symbol, Pending> = FxHashMap::default();
+        move |frontiers| {
+            input.for_each(|capability, batch| {
+                let Some(&time) = capability.least() else {
+                    return;
+                };
+                stash
+                    .entry(time)
+                    .or_insert_with(|| {
+                        // One capability per output, at the candles' time: what they decide
+                        // is emitted at that time, once the frontier has passed it.
+                        (
+                            vec![capability.delayed(&time, 0), capability.delayed(&time, 1)],
+                            Vec::new(),
+                        )
+                    })
+                    .1
+                    .append(batch);
+            });
+            let frontier = &frontiers[0];
+            while let Some(entry) = stash.first_entry() {
+                let time = *entry.key();
+                if frontier.frontier().less_equal(&time) {
+                    break;
+                }
+                let (capabilities, mut candles) = entry.remove();
+                candles.sort_unstable_by_key(|c| (c.symbol, c.start_ms));
+                let mut updates = Vec::new();
+                let mut samples = Vec::new();
+                for candle in candles {
+                    let pending = symbols.entry(candle.symbol).or_default();
+                    let x: Option<Vec<i128>> = features.iter().map(|f| f.of(&candle)).collect();
+                    pending.candles.push_back((x, candle.close));
+                    if pending.candles.len() <= horizon {
+                        continue;
+                    }
+                    let Some((x, close)) = pending.candles.pop_front() else {
+                        continue;
+                    };
+                    let baseline = if horizon == 0 {
+                        pending.before
+                    } else {
+                        Some(close)
+                    };
+                    pending.before = Some(close);
+                    // A sample with an unknown feature or a value beyond the statistics'
+                    // range is left out (nothing a real candle holds).
+                    let Some(x) = x else { continue };
+                    let Ok(stats) = Stats::sample(&x, candle.close.0.into()) else {
+                        continue;
+                    };
+                    updates.push((candle.symbol, time, stats.clone()));
+                    pending.window.push_back(stats);
+                    if limit.is_some_and(|n| pending.window.len() > n) {
+                        if let Some(mut leaving) = pending.window.pop_front() {
+                            differential_dataflow::difference::Abelian::negate(&mut leaving);
+                            updates.push((candle.symbol, time, leaving));
+                        }
+                    }
+                    samples.push(Sample {
+                        symbol: candle.symbol,
+                        target_ms: candle.start_ms,
+                        features: x.iter().map(|&v| real(v)).collect(),
+                        actual: fixed_real(candle.close),
+                        baseline: baseline.map(fixed_real),
+                    });
+                }
+                if !updates.is_empty() {
+                    updates_out.activate().give(&capabilities[0], &mut updates);
+                }
+                if !samples.is_empty() {
+                    samples_out.activate().give(&capabilities[1], &mut samples);
+                }
+            }
+        }
+    });
+    (updates, samples)
+}
+
+/// Prequential errors of one symbol so far.
+#[derive(Default)]
+struct Errors {
+    count: u64,
+    sse: f64,
+    sum: f64,
+    sum_sq: f64,
+    baseline_count: u64,
+    baseline_sse: f64,
+}
+
+impl Errors {
+    fn rmse(&self) -> Option<f64> {
+        (self.count > 0).then(|| (self.sse / self.count as f64).sqrt())
+    }
+
+    fn r2(&self) -> Option<f64> {
+        let n = self.count as f64;
+        let sst = self.sum_sq - self.sum * self.sum / n;
+        (self.count > 1 && sst > 0.0).then(|| 1.0 - self.sse / sst)
+    }
+
+    fn baseline_rmse(&self) -> Option<f64> {
+        (self.baseline_count > 0).then(|| (self.baseline_sse / self.baseline_count as f64).sqrt())
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    fit: Option<(u64, Fit)>,
+    errors: Errors,
+}
+
+/// What one time brings the evaluation: capabilities for both outputs, new totals, samples.
+type Slot = (Vec<Capability<u64>>, Vec<(Symbol, Stats)>, Vec<Sample>);
+
+/// The slot of `time`, with capabilities delayed to it. An update's time is at least its
+/// message's (differential's invariant for the totals; the samples travel at their own
+/// time), so the delay is allowed; they are held until both frontiers have passed `time`,
+/// when its rows go out.
+fn slot<'a>(
+    stash: &'a mut BTreeMap<u64, Slot>,
+    capability: &InputCapability<u64>,
+    time: u64,
+) -> &'a mut Slot {
+    stash.entry(time).or_insert_with(|| {
+        (
+            vec![capability.delayed(&time, 0), capability.delayed(&time, 1)],
+            Vec::new(),
+            Vec::new(),
+        )
+    })
+}
+
+/// Per time: predicts each sample with the model before it, then refits from the totals.
+fn evaluate<'scope>(
+    totals: Totals<'scope>,
+    samples: Stream<'scope, u64, Vec<Sample>>,
+    config: &ModelConfig,
+) -> RegressionStreams<'scope> {
+    let window_ms = config.window_ms;
+    let ridge = config.ridge;
+    let names: Vec<String> = config
+        .features
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    let mut builder = OperatorBuilder::new("ModelEvaluate".to_owned(), totals.scope());
+    let mut totals_in = builder.new_input(
+        totals,
+        Exchange::new(|((symbol, _), _, _): &((Symbol, Stats), u64, isize)| symbol.stable_hash()),
+    );
+    let mut samples_in =
+        builder.new_input(samples, Exchange::new(|s: &Sample| s.symbol.stable_hash()));
+    let (mut models_out, models) = builder.new_output::<Vec<ModelRow>>();
+    let (mut predictions_out, predictions) = builder.new_output::<Vec<PredictionRow>>();
+    builder.build(move |_capabilities| {
+        let mut stash: BTreeMap<u64, Slot> = BTreeMap::new();
+        let mut models: FxHashMap<Symbol, Model> = FxHashMap::default();
+        move |frontiers| {
+            totals_in.for_each(|capability, batch| {
+                for ((symbol, stats), time, _) in batch.drain(..) {
+                    slot(&mut stash, &capability, time).1.push((symbol, stats));
+                }
+            });
+            samples_in.for_each(|capability, batch| {
+                let Some(&time) = capability.least() else {
+                    return;
+                };
+                slot(&mut stash, &capability, time).2.append(batch);
+            });
+            let closed = |time: u64| frontiers.iter().all(|f| !f.frontier().less_equal(&time));
+            while let Some(entry) = stash.first_entry() {
+                let time = *entry.key();
+                if !closed(time) {
+                    break;
+                }
+                let (capabilities, mut totals, mut samples) = entry.remove();
+                samples.sort_unstable_by_key(|s| (s.symbol, s.target_ms));
+                totals.sort_unstable_by_key(|(symbol, _)| *symbol);
+                let mut predictions = Vec::new();
+                let mut newest: FxHashMap<Symbol, u64> = FxHashMap::default();
+                for sample in &samples {
+                    let model = models.entry(sample.symbol).or_default();
+                    let solved = model.fit.as_ref().and_then(|(version, fit)| {
+                        Some((*version, fit.predict(&sample.features)?))
+                    });
+                    if let Some((_, predicted)) = solved {
+                        let e = &mut model.errors;
+                        e.count += 1;
+                        e.sse += (predicted - sample.actual).powi(2);
+                        e.sum += sample.actual;
+                        e.sum_sq += sample.actual * sample.actual;
+                        if let Some(baseline) = sample.baseline {
+                            e.baseline_count += 1;
+                            e.baseline_sse += (baseline - sample.actual).powi(2);
+                        }
+                    }
+                    let version = newest.entry(sample.symbol).or_insert(0);
+                    *version = (*version).max(sample.target_ms);
+                    predictions.push(PredictionRow {
+                        symbol: sample.symbol.as_str().to_owned(),
+                        window_ms,
+                        start_ms: sample.target_ms,
+                        model_version: solved.map(|(v, _)| v),
+                        predicted: solved.map(|(_, p)| p),
+                        actual: sample.actual,
+                        baseline: sample.baseline,
+                    });
+                }
+                let mut rows = Vec::new();
+                for (symbol, stats) in totals {
+                    let Some(&version) = newest.get(&symbol) else {
+                        // Statistics change only when a sample enters.
+                        continue;
+                    };
+                    let fit = fit(&stats, ridge);
+                    let model = models.entry(symbol).or_default();
+                    rows.push(ModelRow {
+                        symbol: symbol.as_str().to_owned(),
+                        version,
+                        updated_ms: version + window_ms,
+                        n: fit.n,
+                        features: names.clone(),
+                        coefficients: fit.coefficients.clone(),
+                        intercept: fit.intercept,
+                        rmse: model.errors.rmse(),
+                        r2: model.errors.r2(),
+                        baseline_rmse: model.errors.baseline_rmse(),
+                        in_sample_rmse: fit.in_sample_rmse,
+                        condition: fit.condition,
+                        status: fit.status.as_str().to_owned(),
+                    });
+                    model.fit = fit.status.solved().then_some((version, fit));
+                }
+                if !rows.is_empty() {
+                    models_out.activate().give(&capabilities[0], &mut rows);
+                }
+                if !predictions.is_empty() {
+                    predictions_out
+                        .activate()
+                        .give(&capabilities[1], &mut predictions);
+                }
+            }
+        }
+    });
+    RegressionStreams {
+        models,
+        predictions,
+    }
+}
