@@ -226,8 +226,9 @@ struct Pending {
     candles: VecDeque<(Option<Vec<i128>>, Fixed)>,
     /// The close of the candle before the oldest in `candles` (the `h = 0` baseline).
     before: Option<Fixed>,
-    /// Samples in the window, oldest first.
-    window: VecDeque<Stats>,
+    /// Samples in the window, oldest first, as features and target (a tenth of their
+    /// statistics' size at 16 features: those are recomputed when the sample leaves).
+    window: VecDeque<(Vec<i128>, i128)>,
 }
 
 /// The models of `config` over `candles` (each candle once, at the time it is decided; any
@@ -317,12 +318,18 @@ fn model_samples<'scope>(
                     let Ok(stats) = Stats::sample(&x, candle.close.0.into()) else {
                         continue;
                     };
-                    updates.push((candle.symbol, time, stats.clone()));
-                    pending.window.push_back(stats);
+                    updates.push((candle.symbol, time, stats));
+                    let y = i128::from(candle.close.0);
+                    if limit.is_some() {
+                        pending.window.push_back((x.clone(), y));
+                    }
                     if limit.is_some_and(|n| pending.window.len() > n) {
-                        if let Some(mut leaving) = pending.window.pop_front() {
-                            differential_dataflow::difference::Abelian::negate(&mut leaving);
-                            updates.push((candle.symbol, time, leaving));
+                        if let Some((x, y)) = pending.window.pop_front() {
+                            // It entered, so it is in range.
+                            if let Ok(mut leaving) = Stats::sample(&x, y) {
+                                differential_dataflow::difference::Abelian::negate(&mut leaving);
+                                updates.push((candle.symbol, time, leaving));
+                            }
                         }
                     }
                     samples.push(Sample {
