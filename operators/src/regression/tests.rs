@@ -183,6 +183,15 @@ fn a_million_inserts_and_retractions_return_the_sums_bit_for_bit() {
 }
 
 #[test]
+fn every_layout_knows_its_number_of_features() {
+    for d in 1..=MAX_FEATURES {
+        let x = vec![1i128; d];
+        assert_eq!(Stats::sample(&x, 1).expect("in range").features(), d);
+    }
+    assert_eq!(Stats::default().features(), 0);
+}
+
+#[test]
 fn values_beyond_the_range_are_refused() {
     assert_eq!(
         Stats::sample(&[LIMIT], 0),
