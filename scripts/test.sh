@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
+# Engines run side by side here: no HTTP endpoint unless a test asks for one (--serve).
+export TICKFLOW_SERVE=off
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -38,6 +40,11 @@ TICKFLOW=$bin TICKFLOW_CLUSTER_RETRIES=0 scripts/cluster.sh 2 -w 1 --source "fil
 query="SELECT * FROM candles ORDER BY symbol, window_ms, start_ms"
 if ! cmp -s <("$bin" sql --db "$work/one.db" "$query") <("$bin" sql --db "$work/two.db" "$query"); then
     echo "cluster.sh: candles differ from the single-process run" >&2
+    exit 1
+fi
+query="SELECT * FROM models ORDER BY symbol, window_ms, version"
+if ! cmp -s <("$bin" sql --db "$work/one.db" "$query") <("$bin" sql --db "$work/two.db" "$query"); then
+    echo "cluster.sh: models differ from the single-process run" >&2
     exit 1
 fi
 rows=$("$bin" sql --db "$work/two.db" "SELECT count(*) FROM candles" | tail -n 1)

@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// sqlite:PATH | postgres://USER[:PASSWORD]@HOST[:PORT]/DB | none
     #[arg(long, default_value = "sqlite:tickflow.db", value_name = "SPEC")]
     pub sink: String,
+    /// HTTP endpoint HOST:PORT (prediction API: /health, /model/info, /predict,
+    /// /batch_predict, /model/reload), or `off` [default: 127.0.0.1:8080; if that address
+    /// is taken the run goes on without the endpoint].
+    #[arg(long, value_name = "ADDR", env = "TICKFLOW_SERVE")]
+    pub serve: Option<String>,
     /// Also archive every valid trade in the `trades` table (PostgreSQL sink; binary COPY).
     #[arg(long)]
     pub store_trades: bool,
@@ -96,6 +101,29 @@ pub struct RunArgs {
     /// event time (overrides the config file's quality.dedup_horizon) [default: 3m].
     #[arg(long, value_name = "DUR")]
     pub dedup_horizon: Option<String>,
+    /// Regression model: the candle window it learns from (overrides model.candles)
+    /// [default: the shortest of --windows; for a candle file, its daily candles].
+    #[arg(long, value_name = "DUR")]
+    pub model_candles: Option<String>,
+    /// Regression model: features, comma-separated, from open, high, low, close, volume,
+    /// vwap, trades (overrides model.features) [default: open,high,low,volume].
+    #[arg(long, value_name = "LIST")]
+    pub model_features: Option<String>,
+    /// Regression model: the features of candle t predict the close of candle t+H; 0 is a
+    /// nowcast of the candle's own close (overrides model.horizon) [default: 0].
+    #[arg(long, value_name = "H")]
+    pub model_horizon: Option<usize>,
+    /// Regression model: train on the last N samples, or `all` (overrides model.window)
+    /// [default: all].
+    #[arg(long, value_name = "N")]
+    pub model_window: Option<String>,
+    /// Regression model: ridge penalty on standardized coefficients (overrides
+    /// model.ridge) [default: 0].
+    #[arg(long, value_name = "LAMBDA")]
+    pub model_ridge: Option<f64>,
+    /// No regression model (overrides model.enabled).
+    #[arg(long)]
+    pub no_model: bool,
     /// Timely worker threads per process [default: available cores].
     #[arg(short = 'w', long, value_name = "N")]
     pub workers: Option<usize>,

@@ -10,6 +10,10 @@
 //!
 //! [accounts.wash_ring]    # account rules (dataflows::accounts::AccountConfig):
 //! enabled = true          # wash_trade, velocity_burst, wash_ring
+//!
+//! [model]                 # the regression (dataflows::regression::ModelSettings)
+//! features = ["open", "high", "low", "volume"]
+//! horizon = 0
 //! ```
 //!
 //! Every rule is on by default; each section's keys and defaults are listed in README
@@ -26,6 +30,7 @@ use serde::Deserialize;
 use tickflow_dataflows::accounts::AccountConfig;
 use tickflow_dataflows::market::MarketConfig;
 use tickflow_dataflows::quality::QualityConfig;
+use tickflow_dataflows::regression::ModelSettings;
 
 /// Everything the config file sets.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -37,6 +42,8 @@ pub struct Settings {
     pub market: MarketConfig,
     /// `[accounts.*]`: the rules on trades that carry buyer and seller accounts.
     pub accounts: AccountConfig,
+    /// `[model]`: the per-symbol regression model.
+    pub model: ModelSettings,
 }
 
 impl Settings {
@@ -91,6 +98,7 @@ mod tests {
             quality: _,
             market,
             accounts,
+            model: _,
         } = Settings::default();
         assert!(market.bad_tick.enabled);
         assert!(market.volume_burst.enabled);
@@ -108,6 +116,7 @@ mod tests {
             quality: _,
             market,
             accounts,
+            model: _,
         } = Settings::parse(text).expect("valid");
         assert!(!market.bad_tick.enabled);
         assert!(!market.volume_burst.enabled);

@@ -9,6 +9,7 @@ mod generate;
 mod produce;
 mod progress;
 mod run;
+mod serve;
 mod sql;
 
 use std::io::IsTerminal;

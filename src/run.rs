@@ -9,17 +9,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
+use timely::dataflow::operators::{Concat, Concatenate, Exchange, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
 use timely::{CommunicationConfig, WorkerConfig};
 
+use tickflow_dataflows::regression::{self, Feature, ModelConfig, ModelSettings};
 use tickflow_dataflows::{accounts, candles, market, quality};
 
 use tickflow_operators::file::{FileError, FileSource};
 use tickflow_operators::generator::{worker_partitions, GeneratorConfig, DEFAULT_START_MS};
 use tickflow_operators::hash::StableHasher;
 use tickflow_operators::kafka::{KafkaSource, KafkaSpec};
-use tickflow_operators::model::{Symbol, Trade};
+use tickflow_operators::model::{Candle, Symbol, Trade};
 use tickflow_operators::parse::Format;
 use tickflow_operators::postgres::{redact, PostgresWriter};
 use tickflow_operators::schema::{tables, Row};
@@ -34,6 +35,9 @@ use tickflow_operators::window::{format_duration, parse_duration, Windows};
 
 use crate::cli::{GeneratorArgs, RunArgs};
 use crate::config::Settings;
+
+/// Where the endpoint listens unless --serve says otherwise.
+const DEFAULT_SERVE: &str = "127.0.0.1:8080";
 
 /// Records a source reads per activation before letting other operators run.
 const BUDGET: usize = 4096;
@@ -90,6 +94,16 @@ impl Output {
         }
     }
 
+    /// Every candle of `window_ms` the sink holds.
+    fn stored_candles(&self, window_ms: u64) -> Result<Vec<Candle>> {
+        match self {
+            Output::Sqlite(path) => SqliteWriter::stored_candles(path, window_ms),
+            Output::Postgres(url) => PostgresWriter::stored_candles(url, window_ms),
+            Output::None => Ok(Vec::new()),
+        }
+        .map_err(anyhow::Error::msg)
+    }
+
     /// The identity stored with `source`'s progress, if any.
     fn stored_identity(&self, source: &str) -> Result<Option<Identity>> {
         match self {
@@ -136,6 +150,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let RunArgs {
         source,
         sink,
+        serve,
         windows,
         granule,
         lateness,
@@ -154,6 +169,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         store_trades,
         fresh,
         max_time_jump,
+        model_candles,
+        model_features,
+        model_horizon,
+        model_window,
+        model_ridge,
+        no_model,
         generator,
     } = args;
     let idle_timeout =
@@ -166,6 +187,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(horizon) = dedup_horizon {
         settings.quality.dedup_horizon = parse_duration(&horizon).context("--dedup-horizon")?;
     }
+    let model_flags = ModelFlags {
+        candles: model_candles,
+        features: model_features,
+        horizon: model_horizon,
+        window: model_window,
+        ridge: model_ridge,
+        off: no_model,
+    };
+    model_flags.apply(&mut settings.model)?;
     let lateness_ms = parse_duration(&lateness).context("--lateness")?;
     let max_lag_ms = parse_duration(&max_lag).context("--max-lag")?;
     let max_time_jump_ms = parse_duration(&max_time_jump).context("--max-time-jump")?;
@@ -234,6 +264,10 @@ pub fn run(args: RunArgs) -> Result<()> {
             (Input::File(Arc::new(file)), spec.to_owned(), format)
         }
     };
+    let model = settings
+        .model
+        .resolve(windows.sizes(), format.candle_window_ms())
+        .map_err(|e| anyhow::anyhow!("{e} (--model-* flags or [model] in --config)"))?;
     // Sources that can be re-read from a position continue where an earlier run into the
     // same sink stopped (or was killed): Kafka, mapped files, the unpaced generator. A paced
     // generator's event times follow the wall clock, and stdin or gzip cannot seek.
@@ -271,6 +305,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let resume_from = stored.frontier;
     let resume = Arc::new(stored.partitions);
+    // A resumed run's models learn first from the candles the earlier runs committed (the
+    // replay horizon does not reach back over the whole training history).
+    let stored_candles: Arc<Vec<Candle>> = Arc::new(match (&model, resume_from) {
+        (Some(model), Some(_)) if process == 0 => output.stored_candles(model.window_ms)?,
+        _ => Vec::new(),
+    });
     // Only process 0 writes; open the database here so a bad path fails before starting.
     let writer: Option<Box<dyn Writer>> = (process == 0)
         .then(|| -> Result<Box<dyn Writer>> {
@@ -287,6 +327,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         .transpose()?;
     let writer = Arc::new(Mutex::new(writer));
 
+    // The endpoint of process 0 serves every symbol's model (the model rows are routed
+    // there); a bad --serve fails here, a taken default address only turns it off.
+    let listener = match (&serve, process) {
+        (_, 1..) => None,
+        (Some(spec), _) => crate::serve::bind(spec)?,
+        (None, _) => crate::serve::bind(DEFAULT_SERVE).unwrap_or_else(|e| {
+            eprintln!("tickflow: {e:#}; running without the HTTP endpoint");
+            None
+        }),
+    };
+    let published = listener
+        .as_ref()
+        .map(|_| Arc::new(crate::serve::Published::default()));
     let counters = Arc::new(Counters::new(workers));
     let status = Arc::new(Mutex::new(SinkStatus::default()));
     let (stop_progress, progress_stopped) = std::sync::mpsc::channel::<()>();
@@ -313,6 +366,26 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
 
+    let server = match listener {
+        Some(listener) => {
+            let server = crate::serve::Server::start(
+                listener,
+                crate::serve::State {
+                    models: Arc::clone(published.as_ref().expect("published with a listener")),
+                    counters: Arc::clone(&counters),
+                    started: Instant::now(),
+                },
+            )?;
+            if !quiet {
+                eprintln!(
+                    "tickflow: serving http://{}/ (--serve off disables)",
+                    server.address
+                );
+            }
+            Some(server)
+        }
+        None => None,
+    };
     // What the dataflows must re-read after a restart: the open windows, and the history
     // the quality checks and the abuse rules remember.
     let horizon = replay_horizon(&settings, &windows);
@@ -453,10 +526,23 @@ pub fn run(args: RunArgs) -> Result<()> {
                 &windows,
                 Arc::clone(&worker_counters),
             );
+            let all_candles = candles(checked.trades, &windows).concat(streams.candles);
+            let models = model_rows(
+                all_candles.clone(),
+                model.as_ref(),
+                resume_from.map(|frontier| (stored_candles.as_slice(), frontier)),
+                published.clone(),
+                |candle| match format.candle_window_ms() {
+                    // A candle read from a file travels at its start; one computed from
+                    // trades at its window's last ms.
+                    Some(_) => windows.coarsen(candle.start_ms),
+                    None => candle.start_ms + candle.window_ms - 1,
+                },
+            );
             // Every table's rows into the one sink input.
-            let rows = candles(checked.trades, &windows)
-                .concat(streams.candles)
+            let rows = all_candles
                 .map(Row::from)
+                .concat(models)
                 .concat(rejects.map(Row::from))
                 .concat(checked.quality.map(Row::from))
                 .concat(abuse)
@@ -499,7 +585,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("starting timely: {e}"))?;
 
     let mut total = Tally::default();
-    for result in guards.join() {
+    let results = guards.join();
+    if let Some(server) = server {
+        server.stop();
+    }
+    for result in results {
         let tally = result.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
         total.merge(&tally);
     }
@@ -538,6 +628,8 @@ fn replay_horizon(settings: &Settings, windows: &Windows) -> Horizon {
         quality,
         market,
         accounts,
+        // A resumed run's models learn from the stored candles first (`model_rows`).
+        model: _,
     } = settings;
     let mut horizon = candles::horizon(windows)
         .max(&quality::horizon(quality, windows))
@@ -546,6 +638,89 @@ fn replay_horizon(settings: &Settings, windows: &Windows) -> Horizon {
     let granule = windows.granule();
     horizon.history_ms = horizon.history_ms.div_ceil(granule) * granule;
     horizon
+}
+
+/// The `models` and `predictions` rows of `model` over `candles` (no operator at all when
+/// the model is off), every version also `published` for the endpoint; after a restart (`resumed`: the candles the earlier runs committed
+/// and their frontier), the stored candles first and the stream's from the frontier on.
+fn model_rows<'scope>(
+    candles: Stream<'scope, u64, Vec<Candle>>,
+    model: Option<&ModelConfig>,
+    resumed: Option<(&[Candle], u64)>,
+    published: Option<Arc<crate::serve::Published>>,
+    time_of: impl Fn(&Candle) -> u64,
+) -> Stream<'scope, u64, Vec<Row>> {
+    let Some(model) = model else {
+        return timely::dataflow::operators::generic::operator::empty(candles.scope());
+    };
+    let candles = match resumed {
+        Some((stored, frontier)) => regression::resumed(candles, stored, frontier, time_of),
+        None => candles,
+    };
+    let streams = regression::regression(candles, model);
+    if let Some(published) = published {
+        // Worker 0 (on process 0, whose endpoint serves them) publishes every version.
+        streams
+            .models
+            .clone()
+            .exchange(|_| 0)
+            .inspect_core(move |event| {
+                if let Ok((_, rows)) = event {
+                    published.publish(rows);
+                }
+            });
+    }
+    streams
+        .models
+        .map(Row::from)
+        .concat(streams.predictions.map(Row::from))
+}
+
+/// The `--model-*` flags, which override `[model]` of the config file.
+struct ModelFlags {
+    candles: Option<String>,
+    features: Option<String>,
+    horizon: Option<usize>,
+    window: Option<String>,
+    ridge: Option<f64>,
+    off: bool,
+}
+
+impl ModelFlags {
+    fn apply(self, settings: &mut ModelSettings) -> Result<()> {
+        if self.off {
+            settings.enabled = false;
+        }
+        if let Some(candles) = self.candles {
+            parse_duration(&candles).context("--model-candles")?;
+            settings.candles = Some(candles);
+        }
+        if let Some(list) = self.features {
+            settings.features = list
+                .split(',')
+                .filter(|name| !name.trim().is_empty())
+                .map(Feature::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("--model-features: {e}"))?;
+        }
+        if let Some(horizon) = self.horizon {
+            settings.horizon = horizon;
+        }
+        if let Some(window) = self.window {
+            settings.window = match window.trim() {
+                "all" => None,
+                n => Some(n.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--model-window {window:?}: expected a number of samples or all"
+                    )
+                })?),
+            };
+        }
+        if let Some(ridge) = self.ridge {
+            settings.ridge = ridge;
+        }
+        Ok(())
+    }
 }
 
 /// The `alerts` and `wash_stats` rows of the market-abuse rules over `trades` (each trade

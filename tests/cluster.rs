@@ -182,6 +182,7 @@ fn a_survivor_stops_with_one_line_naming_the_lost_process_and_exit_code_1() {
                 let stderr =
                     File::create(dir.path().join(format!("stderr-{p}"))).expect("stderr file");
                 Command::new(BIN)
+                    .env("TICKFLOW_SERVE", "off")
                     .args(["run", "-n", "2", "-p", &p.to_string(), "--hostfile"])
                     .arg(&hostfile)
                     .args(["-w", "1"])

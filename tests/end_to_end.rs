@@ -110,6 +110,7 @@ fn gzip_and_stdin_give_the_same_candles_as_the_plain_file() {
         ],
     );
     let mut child = Command::new(BIN)
+        .env("TICKFLOW_SERVE", "off")
         .args([
             "run",
             "--source",
@@ -572,6 +573,25 @@ fn generator_and_file_runs_stopped_or_killed_resume_to_the_uninterrupted_tables(
             rows(&path(dir, &format!("{name}-clean.db")), quality),
             "{name}: quality"
         );
+        // The models reach the same versions, fits and prequential errors: a resumed run
+        // learns first from the candles the killed runs committed.
+        for (table, query) in [
+            (
+                "models",
+                "SELECT * FROM models ORDER BY symbol, window_ms, version",
+            ),
+            (
+                "predictions",
+                "SELECT * FROM predictions ORDER BY symbol, window_ms, start_ms",
+            ),
+        ] {
+            let clean = rows(&path(dir, &format!("{name}-clean.db")), query);
+            assert!(clean.len() > 500, "{name}: {} {table} rows", clean.len());
+            assert!(
+                rows(&path(dir, &format!("{name}-resumed.db")), query) == clean,
+                "{name}: {table} differ from the uninterrupted run's"
+            );
+        }
         // Every trade archived exactly once, as the uninterrupted run archived it.
         let archive = "SELECT symbol, trade_id, price, qty, time_ms, buyer_maker FROM trades \
                        ORDER BY symbol, trade_id";

@@ -13,6 +13,7 @@ use tickflow_operators::generator::{read_truth, Class};
 /// `tickflow eval ARGS` in `dir` (no `--quiet`: eval has no progress to silence).
 fn eval(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .env("TICKFLOW_SERVE", "off")
         .arg("eval")
         .args(args)
         .current_dir(dir)

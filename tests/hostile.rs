@@ -20,6 +20,7 @@ fn trade_line(symbol: &str, id: u64, price: &str, qty: &str, time_ms: u64) -> St
 /// `tickflow run --source file:- …` with a pipe as its standard input.
 fn spawn_on_stdin(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
     Command::new(BIN)
+        .env("TICKFLOW_SERVE", "off")
         .args(["run", "--source", "file:-", "--quiet"])
         .args(args)
         .current_dir(dir)

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    candles, fresh_pg_database, generate, path, pg_candles, pg_rows, run, spawn_tickflow, tickflow,
-    tickflow_unchecked,
+    candles, fresh_pg_database, generate, path, pg_candles, pg_rows, rows, run, spawn_tickflow,
+    tickflow, tickflow_unchecked,
 };
 use postgres::{Client, NoTls};
 use rand::{Rng, SeedableRng};
@@ -393,6 +393,31 @@ fn killed_at_random_points_and_restarted_gives_the_clean_tables() {
     assert!(
         got == expected,
         "candles differ from the clean run (seed {seed})"
+    );
+    // The models, which a resumed run rebuilds from the candles stored in PostgreSQL, reach
+    // the clean run's versions, fits and prequential errors.
+    let columns = "symbol, window_ms, version, updated_ms, horizon, n, features, coefficients, \
+                   intercept, rmse, r2, baseline_rmse, predictions, in_sample_rmse, condition, status";
+    let text: Vec<String> = columns
+        .split(", ")
+        .map(|c| format!("{}::text", c.trim()))
+        .collect();
+    let expected = rows(
+        &path(dir, "ref.db"),
+        &format!("SELECT {columns} FROM models ORDER BY symbol, version"),
+    );
+    let got = pg_rows(
+        &url,
+        &format!(
+            "SELECT {} FROM models ORDER BY symbol, version",
+            text.join(", ")
+        ),
+    );
+    assert!(expected.len() > 500, "{} models", expected.len());
+    assert_eq!(got.len(), expected.len(), "model versions (seed {seed})");
+    assert!(
+        got == expected,
+        "models differ from the clean run (seed {seed})"
     );
 }
 

@@ -39,10 +39,17 @@ use differential_dataflow::operators::CountTotal;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tickflow_operators::model::{Candle, Fixed, Symbol, SCALE};
-use tickflow_operators::regression::{fit, Fit, Stats};
-use timely::dataflow::channels::pact::Exchange;
+use tickflow_operators::regression::{fit, Fit, Stats, MAX_FEATURES};
+use tickflow_operators::schema::tables::{self, real_value};
+use tickflow_operators::schema::{Row, Value};
+use tickflow_operators::window::{format_duration, parse_duration};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
@@ -141,15 +148,131 @@ impl ModelConfig {
         [Feature::Open, Feature::High, Feature::Low, Feature::Volume];
 }
 
+/// The `[model]` section of the config file, which the `--model-*` flags override.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// Maintain the models (default true).
+    pub enabled: bool,
+    /// The candle window the model learns from, as a duration (`"1s"`, `"1m"`): one of the
+    /// run's windows. Default: the shortest window; for a candle file, its own (1d).
+    pub candles: Option<String>,
+    /// Features (default open, high, low, volume); the intercept is always fitted.
+    pub features: Vec<Feature>,
+    /// Features of candle `t` predict the close of candle `t + horizon` (default 0).
+    pub horizon: usize,
+    /// Train on the last `N` samples (default: all history).
+    pub window: Option<usize>,
+    /// Ridge penalty on the standardized coefficients (default 0: least squares).
+    pub ridge: f64,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            enabled: true,
+            candles: None,
+            features: ModelConfig::DEFAULT_FEATURES.to_vec(),
+            horizon: 0,
+            window: None,
+            ridge: 0.0,
+        }
+    }
+}
+
+/// The longest horizon accepted: the candles awaiting their target are held per symbol.
+pub const MAX_HORIZON: usize = 100_000;
+
+impl ModelSettings {
+    /// The model to run over candles of the run's `windows` (ms) or, for a candle file,
+    /// of `file_window` only; `None` when disabled. Errors name the setting.
+    pub fn resolve(
+        &self,
+        windows: &[u64],
+        file_window: Option<u64>,
+    ) -> Result<Option<ModelConfig>, String> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let available: Vec<u64> = match file_window {
+            Some(window) => vec![window],
+            None => windows.to_vec(),
+        };
+        let window_ms = match &self.candles {
+            Some(text) => {
+                let window = parse_duration(text).map_err(|e| format!("model candles: {e}"))?;
+                if !available.contains(&window) {
+                    let names: Vec<String> =
+                        available.iter().map(|&w| format_duration(w)).collect();
+                    return Err(format!(
+                        "model candles {text:?}: the run has no candles of that window (it has {})",
+                        names.join(", ")
+                    ));
+                }
+                window
+            }
+            None => *available
+                .iter()
+                .min()
+                .ok_or("model candles: the run has no windows")?,
+        };
+        let d = self.features.len();
+        if d == 0 || d > MAX_FEATURES {
+            return Err(format!(
+                "model features: {d} given, the model takes 1 to {MAX_FEATURES}"
+            ));
+        }
+        for (i, feature) in self.features.iter().enumerate() {
+            if self.features[..i].contains(feature) {
+                return Err(format!(
+                    "model features: {} is named twice (the fit would be singular)",
+                    feature.name()
+                ));
+            }
+        }
+        if self.horizon > MAX_HORIZON {
+            return Err(format!(
+                "model horizon {}: at most {MAX_HORIZON} candles",
+                self.horizon
+            ));
+        }
+        if let Some(n) = self.window {
+            if n <= d {
+                return Err(format!(
+                    "model window {n}: a fit of {d} features and an intercept needs at least {} samples",
+                    d + 1
+                ));
+            }
+        }
+        if !(self.ridge.is_finite() && self.ridge >= 0.0) {
+            return Err(format!(
+                "model ridge {}: must be a finite number ≥ 0",
+                self.ridge
+            ));
+        }
+        Ok(Some(ModelConfig {
+            window_ms,
+            features: self.features.clone(),
+            horizon: self.horizon,
+            window: self.window,
+            ridge: self.ridge,
+        }))
+    }
+}
+
 /// One model version: a row of `models`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelRow {
     /// Trading pair.
     pub symbol: String,
+    /// The candle window the model learns from, ms.
+    pub window_ms: u64,
     /// The start of the newest candle whose close the statistics hold.
     pub version: u64,
     /// That candle's end (event time).
     pub updated_ms: u64,
+    /// Features of candle `t` predict the close of candle `t + horizon`.
+    pub horizon: usize,
     /// Samples in the fit.
     pub n: u64,
     /// Feature names, in coefficient order.
@@ -164,6 +287,8 @@ pub struct ModelRow {
     pub r2: Option<f64>,
     /// Prequential RMSE of the persistence forecast over the predictions it could make.
     pub baseline_rmse: Option<f64>,
+    /// Predictions behind `rmse` and `r2`.
+    pub predictions: u64,
     /// RMSE of the fit on its own samples.
     pub in_sample_rmse: Option<f64>,
     /// Condition estimate of the standardized normal equations.
@@ -189,6 +314,51 @@ pub struct PredictionRow {
     pub actual: f64,
     /// The persistence forecast of the same close, when there is one.
     pub baseline: Option<f64>,
+}
+
+impl From<ModelRow> for Row {
+    fn from(m: ModelRow) -> Row {
+        // The coefficients are finite by construction (the fit never returns NaN or an
+        // infinity), so both arrays always serialize.
+        Row {
+            table: tables::MODELS.id(),
+            values: vec![
+                Value::Text(m.symbol),
+                m.window_ms.into(),
+                m.version.into(),
+                m.updated_ms.into(),
+                (m.horizon as u64).into(),
+                m.n.into(),
+                Value::Text(serde_json::to_string(&m.features).unwrap_or_default()),
+                Value::Text(serde_json::to_string(&m.coefficients).unwrap_or_default()),
+                real_value(m.intercept),
+                real_value(m.rmse),
+                real_value(m.r2),
+                real_value(m.baseline_rmse),
+                m.predictions.into(),
+                real_value(m.in_sample_rmse),
+                real_value(m.condition),
+                Value::Text(m.status),
+            ],
+        }
+    }
+}
+
+impl From<PredictionRow> for Row {
+    fn from(p: PredictionRow) -> Row {
+        Row {
+            table: tables::PREDICTIONS.id(),
+            values: vec![
+                Value::Text(p.symbol),
+                p.window_ms.into(),
+                p.start_ms.into(),
+                p.model_version.map_or(Value::Null, Value::from),
+                real_value(p.predicted),
+                real_value(Some(p.actual)),
+                real_value(p.baseline),
+            ],
+        }
+    }
 }
 
 /// A sample as the evaluation sees it, in real units.
@@ -246,6 +416,53 @@ pub fn regression<'scope>(
         .inner
         .filter(|(_, _, diff)| *diff > 0);
     evaluate(totals, samples, config)
+}
+
+/// The candles a resumed run's models learn from: `stored`, the candles the earlier runs
+/// committed (read back from the sink; worker 0 emits them, each at `time_of` it, the time
+/// it had in those runs), then those of `candles` at or after `frontier`, the time up to
+/// which the earlier runs committed: the ones before it are the replay of stored candles,
+/// which the sink does not write again either. So the models see every candle once, in the
+/// order an uninterrupted run gives them, and reach the same versions.
+pub fn resumed<'scope>(
+    candles: Stream<'scope, u64, Vec<Candle>>,
+    stored: &[Candle],
+    frontier: u64,
+    time_of: impl Fn(&Candle) -> u64,
+) -> Stream<'scope, u64, Vec<Candle>> {
+    let scope = candles.scope();
+    let mut by_time: BTreeMap<u64, Vec<Candle>> = BTreeMap::new();
+    if scope.index() == 0 {
+        for candle in stored {
+            by_time.entry(time_of(candle)).or_default().push(*candle);
+        }
+    }
+    let stored = source::<_, CapacityContainerBuilder<Vec<Candle>>, _, _>(
+        scope,
+        "StoredCandles",
+        move |capability, _info| {
+            let mut capability = Some(capability);
+            move |output| {
+                if let Some(capability) = capability.take() {
+                    for (time, mut batch) in std::mem::take(&mut by_time) {
+                        output
+                            .session(&capability.delayed(&time))
+                            .give_container(&mut batch);
+                    }
+                }
+            }
+        },
+    );
+    let new = candles.unary(Pipeline, "CandlesAfterFrontier", |_, _| {
+        move |input, output| {
+            input.for_each_stamp(|stamp, batch| {
+                if stamp.least().is_some_and(|&time| time >= frontier) {
+                    output.session(&stamp).give_containers(batch);
+                }
+            });
+        }
+    });
+    stored.concat(new)
 }
 
 type Updates<'scope> = Stream<'scope, u64, Vec<(Symbol, u64, Stats)>>;
@@ -413,6 +630,7 @@ fn evaluate<'scope>(
     config: &ModelConfig,
 ) -> RegressionStreams<'scope> {
     let window_ms = config.window_ms;
+    let horizon = config.horizon;
     let ridge = config.ridge;
     let names: Vec<String> = config
         .features
@@ -492,8 +710,10 @@ fn evaluate<'scope>(
                     let model = models.entry(symbol).or_default();
                     rows.push(ModelRow {
                         symbol: symbol.as_str().to_owned(),
+                        window_ms,
                         version,
                         updated_ms: version + window_ms,
+                        horizon,
                         n: fit.n,
                         features: names.clone(),
                         coefficients: fit.coefficients.clone(),
@@ -501,6 +721,7 @@ fn evaluate<'scope>(
                         rmse: model.errors.rmse(),
                         r2: model.errors.r2(),
                         baseline_rmse: model.errors.baseline_rmse(),
+                        predictions: model.errors.count,
                         in_sample_rmse: fit.in_sample_rmse,
                         condition: fit.condition,
                         status: fit.status.as_str().to_owned(),

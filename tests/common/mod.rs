@@ -1,4 +1,6 @@
-//! Helpers for the end-to-end tests: run the real binary, read the real database.
+//! Helpers for the end-to-end tests: run the real binary, read the real database. The
+//! runs they start have no HTTP endpoint (`TICKFLOW_SERVE=off`: tests run side by side)
+//! unless a test passes `--serve`.
 
 #![allow(dead_code)]
 
@@ -23,6 +25,7 @@ pub fn tickflow(dir: &Path, args: &[&str]) -> Output {
 
 pub fn tickflow_unchecked(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .env("TICKFLOW_SERVE", "off")
         .args(args)
         .arg("--quiet")
         .current_dir(dir)
@@ -107,6 +110,7 @@ pub fn run_cluster(dir: &Path, args: &[&str], processes: usize) {
     let children: Vec<_> = (0..processes)
         .map(|p| {
             Command::new(BIN)
+                .env("TICKFLOW_SERVE", "off")
                 .arg("run")
                 .args(args)
                 .args([
@@ -141,6 +145,7 @@ pub fn run_cluster(dir: &Path, args: &[&str], processes: usize) {
 /// Starts `tickflow ARGS` in `dir` in the background (stdout and stderr captured).
 pub fn spawn_tickflow(dir: &Path, args: &[&str]) -> std::process::Child {
     Command::new(BIN)
+        .env("TICKFLOW_SERVE", "off")
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -119,6 +119,67 @@ pub struct Candle {
     pub trades: Option<u64>,
 }
 
+/// A `candles` row as a sink returns it: integers, and decimals as their text.
+#[derive(Debug, Clone, Default)]
+pub struct StoredCandle {
+    /// `symbol`.
+    pub symbol: String,
+    /// `window_ms`.
+    pub window_ms: i64,
+    /// `start_ms`.
+    pub start_ms: i64,
+    /// `open`, `high`, `low`, `close`, `volume`: decimal text.
+    pub prices: [String; 5],
+    /// `quote_volume`, `vwap`: decimal text or NULL.
+    pub quote_volume: Option<String>,
+    /// `vwap`.
+    pub vwap: Option<String>,
+    /// `trades`.
+    pub trades: Option<i64>,
+}
+
+impl StoredCandle {
+    /// The candle this row stores, exactly; an error names the column that does not read
+    /// back (a row another program wrote or changed).
+    pub fn candle(&self) -> Result<Candle, String> {
+        let at = || {
+            format!(
+                "candles row ({}, {}, {})",
+                self.symbol, self.window_ms, self.start_ms
+            )
+        };
+        let fixed = |name: &str, text: &str| {
+            Fixed::parse(text.as_bytes()).map_err(|e| format!("{}: {name} {text:?}: {e}", at()))
+        };
+        let [open, high, low, close, volume] = &self.prices;
+        let symbol =
+            Symbol::new(&self.symbol).ok_or_else(|| format!("{}: symbol too long", at()))?;
+        let unsigned =
+            |name: &str, v: i64| u64::try_from(v).map_err(|_| format!("{}: negative {name}", at()));
+        Ok(Candle {
+            symbol,
+            window_ms: unsigned("window_ms", self.window_ms)?,
+            start_ms: unsigned("start_ms", self.start_ms)?,
+            open: fixed("open", open)?,
+            high: fixed("high", high)?,
+            low: fixed("low", low)?,
+            close: fixed("close", close)?,
+            volume: Volume::parse(volume.as_bytes())
+                .map_err(|e| format!("{}: volume {volume:?}: {e}", at()))?,
+            quote_volume: self
+                .quote_volume
+                .as_deref()
+                .map(|q| {
+                    QuoteVolume::parse(q.as_bytes())
+                        .map_err(|e| format!("{}: quote_volume {q:?}: {e}", at()))
+                })
+                .transpose()?,
+            vwap: self.vwap.as_deref().map(|v| fixed("vwap", v)).transpose()?,
+            trades: self.trades.map(|t| unsigned("trades", t)).transpose()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use super::{check_utf8, civil, decimal_error, is_blank, strip_bom};
 use super::{Record, RejectReason};
 
 /// The window of a daily candle.
-const DAY_MS: u64 = 86_400_000;
+pub(super) const DAY_MS: u64 = 86_400_000;
 
 pub(super) fn parse(line: &[u8]) -> Result<Record, RejectReason> {
     let line = strip_bom(line);

@@ -190,6 +190,15 @@ impl Format {
             Format::CandleCsv => candle_csv::parse(line),
         }
     }
+
+    /// The window of the candles a file of this format holds (its records are candles,
+    /// not trades): one day for the Kaggle files.
+    pub fn candle_window_ms(&self) -> Option<u64> {
+        match self {
+            Format::CandleCsv => Some(candle_csv::DAY_MS),
+            Format::BinanceJson | Format::BinanceCsv { .. } => None,
+        }
+    }
 }
 
 /// The symbol of a line the parser refused, when it can still be read: for Binance JSON the

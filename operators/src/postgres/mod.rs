@@ -46,6 +46,7 @@ use postgres::{Client, NoTls, Transaction};
 
 pub use numeric::Numeric;
 
+use crate::model::{Candle, StoredCandle};
 use crate::schema::{self, Dialect, Owner, Row, Table, Value, Write};
 use crate::sink::{Commit, Identity, StoredProgress, Writer};
 
@@ -301,6 +302,39 @@ impl PostgresWriter {
         };
         let identity = writer.client().and_then(read);
         identity.map_err(|e| writer.fail(&e))
+    }
+
+    /// Every stored candle of `window_ms`, as
+    /// [`crate::sqlite::SqliteWriter::stored_candles`] reads them.
+    pub fn stored_candles(url: &str, window_ms: u64) -> Result<Vec<Candle>, String> {
+        let mut writer = PostgresWriter::open(url)?;
+        let read = |client: &mut Client| {
+            client.query(
+                "SELECT symbol, window_ms, start_ms, open::text, high::text, low::text, \
+                 close::text, volume::text, quote_volume::text, vwap::text, trades \
+                 FROM candles WHERE window_ms = $1 ORDER BY symbol, start_ms",
+                &[&(window_ms as i64)],
+            )
+        };
+        let rows = writer
+            .client()
+            .and_then(read)
+            .map_err(|e| writer.fail(&e))?;
+        rows.iter()
+            .map(|row| {
+                StoredCandle {
+                    symbol: row.get(0),
+                    window_ms: row.get(1),
+                    start_ms: row.get(2),
+                    prices: [row.get(3), row.get(4), row.get(5), row.get(6), row.get(7)],
+                    quote_volume: row.get(8),
+                    vwap: row.get(9),
+                    trades: row.get(10),
+                }
+                .candle()
+                .map_err(|e| format!("{}: {e}", redact(url)))
+            })
+            .collect()
     }
 
     /// Stores `identity` as `source`'s.

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use tables::TABLES;
 
 /// The schema version this build writes.
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 
 /// What each schema version brought, for `schema_migrations`.
 pub const VERSIONS: &[(u32, &str)] = &[
@@ -45,6 +45,7 @@ pub const VERSIONS: &[(u32, &str)] = &[
     ),
     (6, "quality and alerts"),
     (7, "wash-trading statistics (wash_stats)"),
+    (8, "regression models and their predictions"),
 ];
 
 /// An SQL dialect a sink speaks.

@@ -1,6 +1,7 @@
 //! The declared tables and the records that become their rows.
 //!
-//! Result tables: `candles`, `rejects`, `trades`, `quality`, `alerts`, `wash_stats`.
+//! Result tables: `candles`, `rejects`, `trades`, `quality`, `alerts`, `wash_stats`,
+//! `models`, `predictions`.
 //! Bookkeeping, written by the commit path
 //! itself in the same transaction as the results: `source_offsets`, `resume_frontier`,
 //! `sink_commits`, `source_identity`.
@@ -22,6 +23,8 @@ pub static TABLES: &[&Table] = &[
     &QUALITY,
     &ALERTS,
     &WASH_STATS,
+    &MODELS,
+    &PREDICTIONS,
 ];
 
 /// OHLCV candles and VWAP per symbol and window: `Candle`.
@@ -226,6 +229,71 @@ pub static WASH_STATS: Table = Table {
     merge: None,
     since: 7,
 };
+
+/// One row per version of each symbol's regression model (`dataflows::regression`). Real
+/// numbers are the shortest decimal that reads back as the same `f64`; `features` and
+/// `coefficients` are JSON arrays in the same order.
+pub static MODELS: Table = Table {
+    name: "models",
+    columns: &[
+        Column::required("symbol", Type::Text, 8),
+        Column::required("window_ms", Type::Int64, 8),
+        Column::required("version", Type::Int64, 8),
+        Column::required("updated_ms", Type::Int64, 8),
+        Column::required("horizon", Type::Int64, 8),
+        Column::required("n", Type::Int64, 8),
+        Column::required("features", Type::Text, 8),
+        Column::required("coefficients", Type::Text, 8),
+        Column::optional("intercept", Type::Decimal, 8),
+        Column::optional("rmse", Type::Decimal, 8),
+        Column::optional("r2", Type::Decimal, 8),
+        Column::optional("baseline_rmse", Type::Decimal, 8),
+        Column::optional("predictions", Type::Int64, 8),
+        Column::optional("in_sample_rmse", Type::Decimal, 8),
+        Column::optional("condition", Type::Decimal, 8),
+        Column::required("status", Type::Text, 8),
+    ],
+    key: &["symbol", "window_ms", "version"],
+    indexes: &[],
+    write: Write::Upsert,
+    due: Due::AtTime,
+    owner: Owner::Shared,
+    windowed: false,
+    merge: None,
+    since: 8,
+};
+
+/// Each candle's close as the model predicted it before the close was known, with the
+/// persistence forecast of the same close (`dataflows::regression`).
+pub static PREDICTIONS: Table = Table {
+    name: "predictions",
+    columns: &[
+        Column::required("symbol", Type::Text, 8),
+        Column::required("window_ms", Type::Int64, 8),
+        Column::required("start_ms", Type::Int64, 8),
+        Column::optional("model_version", Type::Int64, 8),
+        Column::optional("predicted", Type::Decimal, 8),
+        Column::required("actual", Type::Decimal, 8),
+        Column::optional("baseline", Type::Decimal, 8),
+    ],
+    key: &["symbol", "window_ms", "start_ms"],
+    indexes: &[],
+    write: Write::Upsert,
+    due: Due::AtTime,
+    owner: Owner::Shared,
+    windowed: false,
+    merge: None,
+    since: 8,
+};
+
+/// A finite `f64` as the shortest plain decimal that reads back as the same number (NULL
+/// when not finite): how model values are stored.
+pub fn real_value(x: Option<f64>) -> Value {
+    match x {
+        Some(x) if x.is_finite() => Value::Decimal(format!("{x}")),
+        _ => Value::Null,
+    }
+}
 
 impl From<Alert> for Row {
     fn from(a: Alert) -> Row {

@@ -26,6 +26,7 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::model::{Candle, StoredCandle};
 use crate::schema::{self, Dialect, Owner, Row, Table, Type, Value};
 pub use crate::sink::StoredProgress;
 use crate::sink::{Commit, Identity, Writer};
@@ -190,6 +191,51 @@ impl SqliteWriter {
             partitions,
             frontier: frontier.map(|f| f as u64),
         })
+    }
+
+    /// Every stored candle of `window_ms`, by symbol and start (none when the database
+    /// does not exist): what a resumed run's models learn from before its replay.
+    pub fn stored_candles(path: &str, window_ms: u64) -> Result<Vec<Candle>, String> {
+        if !std::path::Path::new(path).exists() {
+            return Ok(Vec::new());
+        }
+        let fail = |e: rusqlite::Error| format!("sqlite:{path}: reading candles: {e}");
+        let connection = SqliteWriter::open(path)?.connection;
+        let mut statement = connection
+            .prepare(
+                "SELECT symbol, window_ms, start_ms, open, high, low, close, volume, \
+                 quote_volume, vwap, trades FROM candles WHERE window_ms = ?1 \
+                 ORDER BY symbol, start_ms",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([window_ms as i64], |row| {
+                Ok(StoredCandle {
+                    symbol: row.get(0)?,
+                    window_ms: row.get(1)?,
+                    start_ms: row.get(2)?,
+                    prices: [
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                    ],
+                    quote_volume: row.get(8)?,
+                    vwap: row.get(9)?,
+                    trades: row.get(10)?,
+                })
+            })
+            .map_err(fail)?;
+        let mut candles = Vec::new();
+        for row in rows {
+            candles.push(
+                row.map_err(fail)?
+                    .candle()
+                    .map_err(|e| format!("sqlite:{path}: {e}"))?,
+            );
+        }
+        Ok(candles)
     }
 
     /// The identity stored with `source`'s progress in the database at `path`, if any.
