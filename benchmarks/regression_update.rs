@@ -2,15 +2,17 @@
 //! for `d` features and a training window of `N` samples, one worker.
 //!
 //! Each step is one timely time: a sample enters as its statistics (`Stats::sample`), the
-//! sample `N` steps older leaves as their negation, differential's `count_total` produces
-//! the symbol's new totals, and the model is solved from them (`fit`): the path
-//! `dataflows::regression` takes per candle, on random features (the candle columns are
-//! only 7, so `d` up to 32 needs synthetic ones). The window is filled first (untimed), so
-//! every timed step both inserts and retracts.
+//! sample `N` steps older leaves as their negation, and the model is solved from the
+//! symbol's new totals (`fit`), on random features (the candle columns are only 7, so `d`
+//! up to 32 needs synthetic ones). The totals come two ways, side by side: the path
+//! `dataflows::regression` takes (differential's `consolidate_stream`, then a running sum
+//! of the changes in time order), and differential's `count_total` (an arrangement of every
+//! change, which nothing reads back). The window is filled first (untimed), so every timed
+//! step both inserts and retracts.
 //!
-//!     cargo run --release -p tickflow-benchmarks --bin regression-update -- [STEPS]
+//!     cargo run --release -p tickflow-benchmarks --bin regression-update -- [STEPS] [D,...]
 //!
-//! Prints one markdown row per (d, N): µs per candle (median of 3 timed blocks).
+//! Prints one markdown row per (d, N): µs per candle each way (median of 3 timed blocks).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -18,7 +20,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use differential_dataflow::collection::AsCollection;
-use differential_dataflow::difference::Abelian;
+use differential_dataflow::difference::{Abelian, Semigroup};
 use differential_dataflow::operators::CountTotal;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::{Inspect, UnorderedInput};
@@ -45,12 +47,22 @@ fn main() -> Result<(), String> {
         Some(text) => text.parse().map_err(|e| format!("STEPS {text:?}: {e}"))?,
         None => 20_000,
     };
-    println!("| d | N | µs per candle (median of 3 × {steps} steps) | solved |");
-    println!("|---|---|---|---|");
-    for d in [4usize, 8, 16, 32] {
+    let features: Vec<usize> = match std::env::args().nth(2) {
+        Some(list) => list
+            .split(',')
+            .map(|d| d.parse().map_err(|e| format!("D {d:?}: {e}")))
+            .collect::<Result<_, _>>()?,
+        None => vec![4, 8, 16, 32],
+    };
+    println!(
+        "| d | N | µs per candle: running sum (the dataflow's path) | µs per candle: count_total | solved |"
+    );
+    println!("|---|---|---|---|---|");
+    for &d in &features {
         for n in [100usize, 10_000, 1_000_000] {
-            let (micros, solved) = measure(d, n, steps);
-            println!("| {d} | {n} | {micros:.2} | {solved} |");
+            let (sum, solved) = measure(d, n, steps, false);
+            let (arranged, _) = measure(d, n, steps, true);
+            println!("| {d} | {n} | {sum:.2} | {arranged:.2} | {solved} |");
         }
     }
     Ok(())
@@ -58,7 +70,7 @@ fn main() -> Result<(), String> {
 
 /// Runs `fill + 3 · steps` steps; returns the median µs per step of the 3 timed blocks and
 /// whether the last fit was solved.
-fn measure(d: usize, n: usize, steps: usize) -> (f64, bool) {
+fn measure(d: usize, n: usize, steps: usize, arranged: bool) -> (f64, bool) {
     let result = timely::execute_directly(move |worker| {
         let solved = Rc::new(RefCell::new(false));
         let seen = Rc::clone(&solved);
@@ -66,16 +78,29 @@ fn measure(d: usize, n: usize, steps: usize) -> (f64, bool) {
         let (mut input, mut capability) = worker.dataflow::<u64, _, _>(|scope| {
             let ((input, capability), updates) =
                 scope.new_unordered_input::<CapacityContainerBuilder<Vec<(u8, u64, Stats)>>>();
-            updates
-                .as_collection()
-                .count_total()
-                .inner
-                .inspect(move |((_, stats), _, diff)| {
-                    if *diff > 0 {
-                        *seen.borrow_mut() = fit(stats, 0.0).status.solved();
-                    }
-                })
-                .probe_with(&probe);
+            if arranged {
+                updates
+                    .as_collection()
+                    .count_total()
+                    .inner
+                    .inspect(move |((_, stats), _, diff)| {
+                        if *diff > 0 {
+                            *seen.borrow_mut() = fit(stats, 0.0).status.solved();
+                        }
+                    })
+                    .probe_with(&probe);
+            } else {
+                let mut total = Stats::default();
+                updates
+                    .as_collection()
+                    .consolidate_stream()
+                    .inner
+                    .inspect(move |(_, _, change)| {
+                        total.plus_equals(change);
+                        *seen.borrow_mut() = fit(&total, 0.0).status.solved();
+                    })
+                    .probe_with(&probe);
+            }
             (input, capability)
         });
         let mut noise = Noise(0x9e37_79b9_7f4a_7c15);

@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use differential_dataflow::collection::AsCollection;
-use differential_dataflow::operators::CountTotal;
+use differential_dataflow::difference::{IsZero, Semigroup};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tickflow_operators::model::{Candle, Fixed, Symbol, SCALE};
@@ -410,12 +410,8 @@ pub fn regression<'scope>(
     let window_ms = config.window_ms;
     let candles = candles.filter(move |c| c.window_ms == window_ms);
     let (updates, samples) = model_samples(candles, config);
-    let totals = updates
-        .as_collection()
-        .count_total()
-        .inner
-        .filter(|(_, _, diff)| *diff > 0);
-    evaluate(totals, samples, config)
+    let changes = updates.as_collection().consolidate_stream().inner;
+    evaluate(changes, samples, config)
 }
 
 /// The candles a resumed run's models learn from: `stored`, the candles the earlier runs
@@ -467,8 +463,8 @@ pub fn resumed<'scope>(
 
 type Updates<'scope> = Stream<'scope, u64, Vec<(Symbol, u64, Stats)>>;
 
-/// Each symbol's statistics at each time they change (the insertions of `count_total`).
-type Totals<'scope> = Stream<'scope, u64, Vec<((Symbol, Stats), u64, isize)>>;
+/// The changes of each symbol's statistics: `(symbol, time, Σ of the samples in − out)`.
+type Changes<'scope> = Stream<'scope, u64, Vec<(Symbol, u64, Stats)>>;
 
 /// Candles → sample statistics in and out of the window, and samples to evaluate.
 fn model_samples<'scope>(
@@ -598,6 +594,8 @@ impl Errors {
 
 #[derive(Default)]
 struct Model {
+    /// The statistics of the samples in the window.
+    stats: Stats,
     fit: Option<(u64, Fit)>,
     errors: Errors,
 }
@@ -625,7 +623,7 @@ fn slot<'a>(
 
 /// Per time: predicts each sample with the model before it, then refits from the totals.
 fn evaluate<'scope>(
-    totals: Totals<'scope>,
+    changes: Changes<'scope>,
     samples: Stream<'scope, u64, Vec<Sample>>,
     config: &ModelConfig,
 ) -> RegressionStreams<'scope> {
@@ -637,10 +635,10 @@ fn evaluate<'scope>(
         .iter()
         .map(|f| f.name().to_owned())
         .collect();
-    let mut builder = OperatorBuilder::new("ModelEvaluate".to_owned(), totals.scope());
-    let mut totals_in = builder.new_input(
-        totals,
-        Exchange::new(|((symbol, _), _, _): &((Symbol, Stats), u64, isize)| symbol.stable_hash()),
+    let mut builder = OperatorBuilder::new("ModelEvaluate".to_owned(), changes.scope());
+    let mut changes_in = builder.new_input(
+        changes,
+        Exchange::new(|(symbol, _, _): &(Symbol, u64, Stats)| symbol.stable_hash()),
     );
     let mut samples_in =
         builder.new_input(samples, Exchange::new(|s: &Sample| s.symbol.stable_hash()));
@@ -650,9 +648,9 @@ fn evaluate<'scope>(
         let mut stash: BTreeMap<u64, Slot> = BTreeMap::new();
         let mut models: FxHashMap<Symbol, Model> = FxHashMap::default();
         move |frontiers| {
-            totals_in.for_each(|capability, batch| {
-                for ((symbol, stats), time, _) in batch.drain(..) {
-                    slot(&mut stash, &capability, time).1.push((symbol, stats));
+            changes_in.for_each(|capability, batch| {
+                for (symbol, time, change) in batch.drain(..) {
+                    slot(&mut stash, &capability, time).1.push((symbol, change));
                 }
             });
             samples_in.for_each(|capability, batch| {
@@ -667,9 +665,9 @@ fn evaluate<'scope>(
                 if !closed(time) {
                     break;
                 }
-                let (capabilities, mut totals, mut samples) = entry.remove();
+                let (capabilities, mut changes, mut samples) = entry.remove();
                 samples.sort_unstable_by_key(|s| (s.symbol, s.target_ms));
-                totals.sort_unstable_by_key(|(symbol, _)| *symbol);
+                changes.sort_unstable_by_key(|(symbol, _)| *symbol);
                 let mut predictions = Vec::new();
                 let mut newest: FxHashMap<Symbol, u64> = FxHashMap::default();
                 for sample in &samples {
@@ -700,14 +698,25 @@ fn evaluate<'scope>(
                         baseline: sample.baseline,
                     });
                 }
+                // Each symbol's statistics: the sum of every change so far (what
+                // `count_total` would hold in an arrangement nothing here reads again).
+                let mut changed: Vec<(Symbol, Stats)> = Vec::new();
+                for (symbol, change) in changes {
+                    match changed.last_mut() {
+                        Some((last, sum)) if *last == symbol => sum.plus_equals(&change),
+                        _ => changed.push((symbol, change)),
+                    }
+                }
                 let mut rows = Vec::new();
-                for (symbol, stats) in totals {
-                    let Some(&version) = newest.get(&symbol) else {
-                        // Statistics change only when a sample enters.
+                for (symbol, change) in changed {
+                    let model = models.entry(symbol).or_default();
+                    model.stats.plus_equals(&change);
+                    // Statistics change only when a sample enters (and not when the one
+                    // leaving is equal to it).
+                    let (Some(&version), false) = (newest.get(&symbol), change.is_zero()) else {
                         continue;
                     };
-                    let fit = fit(&stats, ridge);
-                    let model = models.entry(symbol).or_default();
+                    let fit = fit(&model.stats, ridge);
                     rows.push(ModelRow {
                         symbol: symbol.as_str().to_owned(),
                         window_ms,

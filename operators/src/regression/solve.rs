@@ -249,13 +249,15 @@ fn cholesky_solve(l: &[f64], k: usize, b: &[f64]) -> Vec<f64> {
 
 /// Power iterations for the 2-norm condition number of the symmetric positive definite
 /// `a`: its largest eigenvalue over its smallest (the largest of `a⁻¹`, through the
-/// Cholesky factor). An estimate, from below; enough to tell 1e3 from 1e12.
+/// Cholesky factor). An estimate, from below; enough to tell 1e3 from 1e12. Each iteration
+/// stops once its eigenvalue moves by less than 0.1 % (or after 40 steps).
 fn condition(a: &[f64], l: &[f64], k: usize) -> f64 {
     const ITERATIONS: usize = 40;
+    const SETTLED: f64 = 1e-3;
     let largest = |apply: &dyn Fn(&[f64]) -> Vec<f64>| {
         // A start with every component, so that no eigenvector is missed by symmetry.
         let mut v: Vec<f64> = (0..k).map(|i| 1.0 + i as f64 / k as f64).collect();
-        let mut value = 0.0;
+        let mut value: f64 = 0.0;
         for _ in 0..ITERATIONS {
             let w = apply(&v);
             let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -263,8 +265,13 @@ fn condition(a: &[f64], l: &[f64], k: usize) -> f64 {
             if !usable {
                 break;
             }
-            value = norm / v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let next = norm / v.iter().map(|x| x * x).sum::<f64>().sqrt();
             v = w.into_iter().map(|x| x / norm).collect();
+            let settled = (next - value).abs() <= SETTLED * next;
+            value = next;
+            if settled {
+                break;
+            }
         }
         value
     };
