@@ -2,8 +2,8 @@
 # Benchmark: `POST /predict` under load from a separate process (wrk, Debian package `wrk`)
 # while the engine ingests, and what that load costs the ingest.
 #
-# The engine (release build, -w 2, the generator at --rate 0: as fast as it goes, EVENTS
-# trades, default 20000000, every check on, the default model, --sink none) runs RUNS times
+# The engine (release build, -w 2, the generator at --rate RATE, default 0: as fast as it
+# goes; a RATE > 0 paces it, event time following the clock; EVENTS trades, default 20000000, every check on, the default model, --sink none) runs RUNS times
 # (default 3) alone and RUNS times with wrk (1 thread, CONNECTIONS keep-alive connections,
 # default 32, for SECONDS, default 10) posting predictions to it once its models are fitted.
 # Prints the engine's events/s with and without the load, wrk's requests/s and latency
@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-20000000}
+rate=${RATE:-0}
 runs=${RUNS:-3}
 connections=${CONNECTIONS:-32}
 seconds=${SECONDS_LOAD:-10}
@@ -33,11 +34,11 @@ LUA
 port=$((20000 + RANDOM % 20000))
 
 engine() {
-    /usr/bin/time -f "RSS %M" "$bin" run --rate 0 --events "$events" -w 2 --sink none \
+    /usr/bin/time -f "RSS %M" "$bin" run --rate "$rate" --events "$events" -w 2 --sink none \
         --serve "127.0.0.1:$port" --quiet > "$work/engine.out" 2> "$work/engine.err"
 }
 
-echo "$(nproc) cores; $(git rev-parse --short HEAD); engine: generator --rate 0 --events $events, -w 2, every check and the model on, --sink none"
+echo "$(nproc) cores; $(git rev-parse --short HEAD); engine: generator --rate $rate --events $events, -w 2, every check and the model on, --sink none"
 echo "| run | engine events/s alone | engine events/s under load | requests/s | p50 | p90 | p99 | non-2xx | engine peak RSS |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for ((i = 1; i <= runs; i++)); do
