@@ -7,9 +7,11 @@
 # have nothing to judge; ACCOUNTS=1000 gives every trade a buyer and a seller and injects
 # the default anomaly rate), RUNS times each (default 3), alternating run by run:
 #   1. the parse floor (read + parse, one thread; benchmarks/parse_floor.rs);
-#   2. file → candles only → none at -w 2 (every check switched off in a config file);
+#   2. file → candles only → none at -w 2 (every check and the model switched off in a
+#      config file);
 #   3. file → candles + quality → none at -w 2;
-#   4. file → every table (the defaults: every check on) → none at -w 2;
+#   4. file → every table (the defaults: every check on, and since issue 10 the model) → none
+#      at -w 2;
 #   5. the same → SQLite at -w 2.
 # Prints markdown rows (median events/s, every run, median peak RSS) and the ratios of this
 # one run: each pipeline against candles only and against the parse floor.
@@ -57,6 +59,8 @@ enabled = false
 enabled = false
 [accounts.wash_ring]
 enabled = false
+[model]
+enabled = false
 TOML
 )
 # Before the rules were wired in, their sections do not exist: keep what the binary takes.
@@ -84,20 +88,7 @@ commands=(
     "$bin run --source file:$file --sink none -w 2 --quiet"
     "$bin run --source file:$file --sink sqlite:$data/analytics-all.db -w 2 --quiet"
 )
-results=()
-for ((k = 0; k < ${#commands[@]}; k++)); do results+=(""); done
-# Alternate the pipelines run by run, so that a noisy spell hits all alike.
-for ((i = 0; i < runs; i++)); do
-    for ((k = 0; k < ${#commands[@]}; k++)); do
-        # shellcheck disable=SC2086
-        results[k]+="$(run_once ${commands[k]})"$'\n'
-    done
-done
-medians=()
-for ((k = 0; k < ${#commands[@]}; k++)); do
-    row "${labels[k]}" < <(printf '%s' "${results[k]}")
-    medians+=("$row_median")
-done
+alternate
 for ((k = 1; k < ${#commands[@]}; k++)); do
     printf '| ratio to candles only: %s | %.2f | | |\n' "${labels[k]}" "$(bc -l <<< "${medians[k]} / ${medians[0]}")"
 done

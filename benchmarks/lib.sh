@@ -52,3 +52,22 @@ measure() {
     local i
     for ((i = 0; i < runs; i++)); do run_once "$@" || return 1; done | row "$label"
 }
+
+# Runs each of `commands` (an array of command lines, split on spaces) $runs times,
+# alternating them run by run so that a noisy spell hits all alike; prints one row per
+# command, labelled from `labels`, and sets `medians` (median events/s of each).
+alternate() {
+    local i k results=()
+    for ((k = 0; k < ${#commands[@]}; k++)); do results+=(""); done
+    for ((i = 0; i < runs; i++)); do
+        for ((k = 0; k < ${#commands[@]}; k++)); do
+            # shellcheck disable=SC2086
+            results[k]+="$(run_once ${commands[k]})"$'\n'
+        done
+    done
+    medians=()
+    for ((k = 0; k < ${#commands[@]}; k++)); do
+        row "${labels[k]}" < <(printf '%s' "${results[k]}")
+        medians+=("$row_median")
+    done
+}

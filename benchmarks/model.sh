@@ -69,19 +69,7 @@ for density in default sparse; do
         "$bin $common --sink sqlite:$data/model-a.db --no-model"
         "$bin $common --sink sqlite:$data/model-b.db"
     )
-    results=()
-    for ((k = 0; k < ${#commands[@]}; k++)); do results+=(""); done
-    for ((i = 0; i < runs; i++)); do
-        for ((k = 0; k < ${#commands[@]}; k++)); do
-            # shellcheck disable=SC2086
-            results[k]+="$(run_once ${commands[k]})"$'\n'
-        done
-    done
-    medians=()
-    for ((k = 0; k < ${#commands[@]}; k++)); do
-        row "${labels[k]}" < <(printf '%s' "${results[k]}")
-        medians+=("$row_median")
-    done
+    alternate
     printf '| ratio: model (default) / candles only, → none | %.2f | | |\n' "$(bc -l <<< "${medians[1]} / ${medians[0]}")"
     printf '| ratio: model (7 features) / candles only, → none | %.2f | | |\n' "$(bc -l <<< "${medians[2]} / ${medians[0]}")"
     printf '| ratio: model (default) / candles only, → SQLite | %.2f | | |\n' "$(bc -l <<< "${medians[4]} / ${medians[3]}")"
