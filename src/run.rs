@@ -311,6 +311,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         (Some(model), Some(_)) if process == 0 => output.stored_candles(model.window_ms)?,
         _ => Vec::new(),
     });
+    if !stored_candles.is_empty() && !quiet {
+        eprintln!(
+            "tickflow: the models learn first from the {} stored candles of their window",
+            stored_candles.len()
+        );
+    }
     // Only process 0 writes; open the database here so a bad path fails before starting.
     let writer: Option<Box<dyn Writer>> = (process == 0)
         .then(|| -> Result<Box<dyn Writer>> {
