@@ -22,13 +22,7 @@ cd "$(dirname "$0")/.."
 events=${1:-5000000}
 # shellcheck source=benchmarks/lib.sh
 source benchmarks/lib.sh
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
-cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
-bin=$CARGO_TARGET_DIR/release/tickflow
-floor=$CARGO_TARGET_DIR/release/parse-floor
-runs=${RUNS:-3}
-data=$PWD/bench-data
-mkdir -p "$data"
+build
 accounts=${ACCOUNTS:-0}
 file=$data/analytics-$events-$accounts.jsonl
 if [[ ! -s $file ]]; then

@@ -6,13 +6,19 @@
 # the first "N events/s" (or lines/s, messages/s) that CMD prints; the peak RSS comes from
 # /usr/bin/time. Before each run, `before_run` (if defined) is called.
 
-setup() {
+# `build` builds the release binaries and sets bin, floor (the parse floor), runs and data.
+build() {
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
     runs=${RUNS:-3}
     cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
     bin=$CARGO_TARGET_DIR/release/tickflow
+    floor=$CARGO_TARGET_DIR/release/parse-floor
     data=$PWD/bench-data
     mkdir -p "$data"
+}
+
+setup() {
+    build
     file=$data/trades-$1.jsonl
     if [[ ! -s $file ]]; then
         "$bin" generate --out "$file" --events "$1" --defects 0 --anomalies 0 --quiet

@@ -21,13 +21,7 @@ cd "$(dirname "$0")/.."
 events=${1:-2000000}
 # shellcheck source=benchmarks/lib.sh
 source benchmarks/lib.sh
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tickflow/target}
-cargo build --release --locked --quiet -p tickflow -p tickflow-benchmarks
-bin=$CARGO_TARGET_DIR/release/tickflow
-floor=$CARGO_TARGET_DIR/release/parse-floor
-runs=${RUNS:-3}
-data=$PWD/bench-data
-mkdir -p "$data"
+build
 off=$data/model-checks-off.toml
 printf '[quality]\nenabled = false\n' > "$off"
 for section in market.bad_tick market.volume_burst market.pump_and_dump market.benford \
